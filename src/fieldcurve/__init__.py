@@ -1,0 +1,50 @@
+"""fieldcurve: predict the learning curve of a neural network before it is trained.
+
+Public API (re-exported names only); see the README for conventions.
+"""
+
+from fieldcurve import activations
+from fieldcurve.activations import Activation, get_activation
+from fieldcurve.kernels import (
+    MLP,
+    DotProductKernel,
+    Kernel,
+    MLPKernel,
+    as_kernel,
+    exponential_kernel,
+    nngp_kernel,
+    ntk_kernel,
+    polynomial_kernel,
+)
+from fieldcurve.sphere import (
+    harmonic_features,
+    legendre,
+    log_multiplicity,
+    multiplicity,
+    sample_sphere,
+    zonal_harmonic,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "Activation",
+    "DotProductKernel",
+    "Kernel",
+    "MLPKernel",
+    "__version__",
+    "activations",
+    "as_kernel",
+    "exponential_kernel",
+    "get_activation",
+    "harmonic_features",
+    "legendre",
+    "log_multiplicity",
+    "multiplicity",
+    "nngp_kernel",
+    "ntk_kernel",
+    "polynomial_kernel",
+    "sample_sphere",
+    "zonal_harmonic",
+]

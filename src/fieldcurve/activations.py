@@ -1,0 +1,639 @@
+r"""Activations and their Gaussian expectations (dual activations).
+
+For jointly Gaussian :math:`(u, v) \sim \mathcal N(0, [[k_{11}, k_{12}], [k_{12}, k_{22}]])` each
+activation provides
+
+* ``dual(k11, k12, k22)`` :math:`= \mathbb E[\phi(u)\phi(v)]` (the NNGP map), and
+* ``dual_derivative(k11, k12, k22)`` :math:`= \mathbb E[\phi'(u)\phi'(v)]` (the NTK map),
+
+in closed form where one exists (arc-cosine family: Cho & Saul 2009; erf: Williams 1997;
+sin/cos, monomials, identity: Gaussian moment identities; exact GELU: derived here from orthant
+moments, see :func:`_gelu_dual`) and otherwise by two-dimensional Gauss–Hermite quadrature with a
+correlation-aware (Cholesky) change of variables, :math:`u = \sqrt{k_{11}}\,z_1`,
+:math:`v = \sqrt{k_{22}}\,(\rho z_1 + \sqrt{1-\rho^2} z_2)`, accurate to :math:`10^{-12}`
+relative for smooth :math:`\phi` at variances up to a few (the default order is 96 nodes per axis;
+raise ``quadrature_order`` for larger variances or activations with poles close to the real axis).
+
+Closed-form activations also provide the *Gaussian derivative moments*
+:math:`g_m(q) = \mathbb E[\phi^{(m)}(\sqrt q z)]`, from which the Mehler expansion
+
+.. math:: \mathbb E[\phi(u)\phi(v)] = \sum_{m\ge0} \frac{g_m(q)^2}{m!}\,c^m
+          \qquad (k_{11}=k_{22}=q,\ k_{12}=c)
+
+gives the non-negative Taylor coefficients used by the cancellation-free spectrum route
+(Daniely, Frostig & Singer 2016).
+
+All closed forms are written once against a small math namespace, so the same code evaluates
+in numpy (vectorised, float64) and in mpmath (any precision).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mpmath
+import numpy as np
+import scipy.special as sc
+from numpy.typing import NDArray
+
+__all__ = [
+    "Activation",
+    "abrelu",
+    "available_activations",
+    "cos",
+    "erf",
+    "gelu",
+    "get_activation",
+    "identity",
+    "leaky_relu",
+    "monomial",
+    "relu",
+    "sigmoid",
+    "silu",
+    "sin",
+    "softplus",
+    "tanh",
+]
+
+
+# --------------------------------------------------------------------------- math namespaces
+class _NumpyOps:
+    """Vectorised float64 math used by the closed forms."""
+
+    pi = np.pi
+    sqrt = staticmethod(np.sqrt)
+    asin = staticmethod(lambda x: np.arcsin(np.clip(x, -1.0, 1.0)))
+    acos = staticmethod(lambda x: np.arccos(np.clip(x, -1.0, 1.0)))
+    exp = staticmethod(np.exp)
+    sinh = staticmethod(np.sinh)
+    cosh = staticmethod(np.cosh)
+    pos = staticmethod(lambda x: np.maximum(x, 0.0))
+
+    @staticmethod
+    def const(x: float) -> float:
+        return float(x)
+
+
+class _MpmathOps:
+    """Scalar mpmath math (working precision = ``mpmath.mp.dps``)."""
+
+    @property
+    def pi(self) -> Any:
+        return mpmath.pi
+
+    sqrt = staticmethod(mpmath.sqrt)
+    asin = staticmethod(lambda x: mpmath.asin(max(min(x, 1), -1)))
+    acos = staticmethod(lambda x: mpmath.acos(max(min(x, 1), -1)))
+    exp = staticmethod(mpmath.exp)
+    sinh = staticmethod(mpmath.sinh)
+    cosh = staticmethod(mpmath.cosh)
+    pos = staticmethod(lambda x: max(x, 0))
+
+    @staticmethod
+    def const(x: float) -> Any:
+        return mpmath.mpf(x)
+
+
+NUMPY_OPS = _NumpyOps()
+MPMATH_OPS = _MpmathOps()
+
+DualFn = Callable[[Any, Any, Any, Any], Any]
+MomentFn = Callable[[float, int], NDArray[np.float64]]  # (q, M) -> log|g_m|, m = 0..M
+
+
+@dataclass(frozen=True)
+class Activation:
+    r"""A pointwise nonlinearity with its Gaussian expectations.
+
+    Parameters
+    ----------
+    name
+        Readable name, including parameters (``"abrelu(0.1, 1.0)"``).
+    fn, derivative
+        Vectorised numpy callables :math:`\phi` and :math:`\phi'`.
+    closed_dual, closed_dual_derivative
+        Optional closed forms ``f(k11, k12, k22, ops)`` of :math:`\mathbb E[\phi\phi]` and
+        :math:`\mathbb E[\phi'\phi']`; ``ops`` is the math namespace (numpy or mpmath).
+    log_moments
+        Optional ``f(q, M)`` returning :math:`\log|g_m(q)|`, :math:`g_m(q) = \mathbb
+        E[\phi^{(m)}(\sqrt q z)]`, :math:`m = 0..M` (``-inf`` where :math:`g_m = 0`), from closed
+        forms; enables the power-series spectrum route. Logarithms, because :math:`g_m` grows
+        like :math:`\sqrt{m!}` for some activations.
+    quadrature_order
+        Gauss–Hermite nodes per axis for activations without closed forms.
+    """
+
+    name: str
+    fn: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+    derivative: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+    closed_dual: DualFn | None = field(default=None, repr=False)
+    closed_dual_derivative: DualFn | None = field(default=None, repr=False)
+    log_moments: MomentFn | None = field(default=None, repr=False)
+    quadrature_order: int = 96
+    scale_invariant_degree: int | None = field(default=None, repr=False)
+
+    def __call__(self, x: Any) -> Any:
+        return self.fn(np.asarray(x, dtype=np.float64))
+
+    @property
+    def has_closed_form(self) -> bool:
+        """True when both Gaussian expectations are available in closed form."""
+        return self.closed_dual is not None and self.closed_dual_derivative is not None
+
+    def dual(self, k11: Any, k12: Any, k22: Any) -> NDArray[np.float64]:
+        r""":math:`\mathbb E[\phi(u)\phi(v)]` for :math:`\operatorname{Cov}(u,v)=[[k_{11},k_{12}],[k_{12},k_{22}]]`."""
+        k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
+        if self.closed_dual is not None:
+            return np.asarray(self.closed_dual(k11, k12, k22, NUMPY_OPS), dtype=np.float64)
+        return _gauss_hermite_2d(self.fn, self.fn, k11, k12, k22, self.quadrature_order)
+
+    def dual_derivative(self, k11: Any, k12: Any, k22: Any) -> NDArray[np.float64]:
+        r""":math:`\mathbb E[\phi'(u)\phi'(v)]`, the derivative (NTK) map."""
+        k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
+        if self.closed_dual_derivative is not None:
+            return np.asarray(
+                self.closed_dual_derivative(k11, k12, k22, NUMPY_OPS), dtype=np.float64
+            )
+        return _gauss_hermite_2d(
+            self.derivative, self.derivative, k11, k12, k22, self.quadrature_order
+        )
+
+    def dual_quadrature(self, k11: Any, k12: Any, k22: Any, *, derivative: bool = False,
+                        order: int | None = None) -> NDArray[np.float64]:
+        """The Gauss–Hermite path, available for every activation (used to cross-check)."""
+        k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
+        f = self.derivative if derivative else self.fn
+        return _gauss_hermite_2d(f, f, k11, k12, k22, order or self.quadrature_order)
+
+
+# --------------------------------------------------------------------------- quadrature path
+_GH_CACHE: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+
+
+def _hermite_rule(order: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Probabilists' Gauss–Hermite nodes and weights normalised to sum to 1."""
+    if order not in _GH_CACHE:
+        x, w = np.polynomial.hermite_e.hermegauss(order)
+        _GH_CACHE[order] = (x, w / w.sum())
+    return _GH_CACHE[order]
+
+
+def _gauss_hermite_2d(
+    f: Callable, g: Callable, k11: NDArray, k12: NDArray, k22: NDArray, order: int
+) -> NDArray[np.float64]:
+    r"""Two-dimensional Gauss–Hermite estimate of :math:`\mathbb E[f(u)g(v)]`.
+
+    Change of variables :math:`u = \sqrt{k_{11}} z_1`, :math:`v = \sqrt{k_{22}}(\rho z_1 +
+    \sqrt{1-\rho^2} z_2)` with independent standard normal :math:`z_1, z_2`; the inner integral over
+    :math:`z_2` is done first so the cost is ``order**2`` evaluations per entry.
+    """
+    if np.any(k11 < 0) or np.any(k22 < 0):
+        raise ValueError("variances k11 and k22 must be non-negative")
+    x, w = _hermite_rule(order)
+    shape = k12.shape
+    a = np.sqrt(k11.ravel())[:, None, None]
+    b = np.sqrt(k22.ravel())[:, None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where((a * b).ravel() > 0, k12.ravel() / (a * b).ravel(), 0.0)
+    rho = np.clip(rho, -1.0, 1.0)[:, None, None]
+    out = np.empty(k12.size)
+    chunk = max(1, 2_000_000 // (order * order))
+    z1 = x[None, :, None]
+    z2 = x[None, None, :]
+    for s in range(0, k12.size, chunk):
+        sl = slice(s, s + chunk)
+        u = a[sl] * z1
+        v = b[sl] * (rho[sl] * z1 + np.sqrt(1.0 - rho[sl] ** 2) * z2)
+        vals = f(u) * g(v)
+        out[sl] = np.einsum("nij,i,j->n", vals, w, w)
+    return out.reshape(shape)
+
+
+# --------------------------------------------------------------------------- closed forms
+def _log_abs_hermite_e_at_zero(j: int) -> float:
+    """log|He_j(0)|: -inf for odd j, log((j-1)!!) = lgamma(j+1) - (j/2) log 2 - lgamma(j/2+1)."""
+    if j % 2:
+        return -math.inf
+    return math.lgamma(j + 1) - 0.5 * j * math.log(2) - math.lgamma(j // 2 + 1)
+
+
+def _abrelu_dual(a: float, b: float) -> tuple[DualFn, DualFn]:
+    r"""Closed forms for :math:`\phi(x) = a\min(x,0) + b\max(x,0)` (Cho & Saul 2009).
+
+    With :math:`\theta = \arccos(k_{12}/\sqrt{k_{11}k_{22}})`:
+
+    .. math::
+        \mathbb E[\phi\phi] = \frac{(a-b)^2}{2\pi}\sqrt{k_{11}k_{22}-k_{12}^2}
+            + \Bigl[\frac{a^2+b^2}{2} - \frac{(a-b)^2\theta}{2\pi}\Bigr]k_{12},\qquad
+        \mathbb E[\phi'\phi'] = \frac{a^2+b^2}{2} - \frac{(a-b)^2\theta}{2\pi}.
+    """
+
+    def dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+        s = ops.sqrt(k11 * k22)
+        theta = ops.acos(_safe_ratio(k12, s, ops))
+        det = ops.sqrt(ops.pos(k11 * k22 - k12 * k12))
+        return ((a - b) ** 2 / (2 * ops.pi)) * det + (
+            (a * a + b * b) / 2 - (a - b) ** 2 * theta / (2 * ops.pi)
+        ) * k12
+
+    def dual_derivative(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+        s = ops.sqrt(k11 * k22)
+        theta = ops.acos(_safe_ratio(k12, s, ops))
+        return (a * a + b * b) / 2 - (a - b) ** 2 * theta / (2 * ops.pi)
+
+    return dual, dual_derivative
+
+
+def _safe_ratio(num: Any, den: Any, ops: Any) -> Any:
+    """num/den with 0/0 -> 1 (a zero-variance input is perfectly correlated with itself)."""
+    if ops is NUMPY_OPS:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+        return r
+    return num / den if den != 0 else mpmath.mpf(1)
+
+
+def _abrelu_moments(a: float, b: float) -> MomentFn:
+    r""":math:`g_0 = (b-a)\sqrt{q/2\pi}`, :math:`g_1 = (a+b)/2`,
+    :math:`g_m = (b-a)\,q^{-(m-1)/2} He_{m-2}(0)/\sqrt{2\pi}` for :math:`m\ge2`
+    (since :math:`\phi'' = (b-a)\delta` and :math:`\mathbb E[\delta^{(j)}(\sqrt q z)] =
+    q^{-(j+1)/2}He_j(0)/\sqrt{2\pi}`). Returns :math:`\log|g_m|`."""
+
+    def log_moments(q: float, M: int) -> NDArray[np.float64]:
+        out = np.full(M + 1, -np.inf)
+        jump = abs(b - a)
+        log_jump = math.log(jump) if jump > 0 else -math.inf
+        out[0] = log_jump + 0.5 * math.log(q / (2 * math.pi)) if q > 0 else -math.inf
+        if M >= 1:
+            out[1] = math.log(abs(a + b) / 2) if a + b != 0 else -math.inf
+        for m in range(2, M + 1):
+            out[m] = (log_jump + _log_abs_hermite_e_at_zero(m - 2) - 0.5 * (m - 1) * math.log(q)
+                      - 0.5 * math.log(2 * math.pi))
+        return out
+
+    return log_moments
+
+
+def _erf_dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    r""":math:`\mathbb E[\mathrm{erf}\,u\,\mathrm{erf}\,v] = \frac2\pi\arcsin\frac{2k_{12}}{\sqrt{(1+2k_{11})(1+2k_{22})}}`
+    (Williams 1997)."""
+    return (2 / ops.pi) * ops.asin(2 * k12 / ops.sqrt((1 + 2 * k11) * (1 + 2 * k22)))
+
+
+def _erf_dual_derivative(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    r""":math:`\mathbb E[\mathrm{erf}'u\,\mathrm{erf}'v] = \frac{4}{\pi}\bigl[(1+2k_{11})(1+2k_{22}) - 4k_{12}^2\bigr]^{-1/2}`."""
+    return (4 / ops.pi) / ops.sqrt((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12)
+
+
+def _erf_moments(q: float, M: int) -> NDArray[np.float64]:
+    r""":math:`\mathbb E[\mathrm{erf}(\sqrt q z + \mu)] = \mathrm{erf}(\mu/\sqrt{1+2q})`, so
+    :math:`g_m = (1+2q)^{-m/2}\,\mathrm{erf}^{(m)}(0)` with
+    :math:`|\mathrm{erf}^{(m)}(0)| = \frac{2}{\sqrt\pi}\,\frac{k!}{(k/2)!}` for even
+    :math:`k = m-1`, zero otherwise. Returns :math:`\log|g_m|`."""
+    out = np.full(M + 1, -np.inf)
+    for m in range(1, M + 1):
+        k = m - 1
+        if k % 2 == 0:
+            out[m] = (math.log(2 / math.sqrt(math.pi)) + math.lgamma(k + 1)
+                      - math.lgamma(k // 2 + 1) - 0.5 * m * math.log1p(2 * q))
+    return out
+
+
+def _orthant_moments(s11: Any, s12: Any, s22: Any, ops: Any) -> tuple[Any, Any, Any, Any]:
+    r"""Orthant moments of :math:`W\sim\mathcal N(0, S)`: :math:`P = P(W>0)`,
+    :math:`M_{ij} = \mathbb E[W_iW_j\,1(W>0)]`.
+
+    With :math:`r = S_{12}/\sqrt{S_{11}S_{22}}`: :math:`P = 1/4 + \arcsin(r)/2\pi`,
+    :math:`M_{ii} = S_{ii}(P + r\sqrt{1-r^2}/2\pi)`,
+    :math:`M_{12} = \sqrt{S_{11}S_{22}}\,(rP + \sqrt{1-r^2}/2\pi)`.
+    """
+    s = ops.sqrt(s11 * s22)
+    r = s12 / s
+    root = ops.sqrt(ops.pos(1 - r * r))
+    p = ops.const(0.25) + ops.asin(r) / (2 * ops.pi)
+    m11 = s11 * (p + r * root / (2 * ops.pi))
+    m22 = s22 * (p + r * root / (2 * ops.pi))
+    m12 = s * (r * p + root / (2 * ops.pi))
+    return p, m11, m12, m22
+
+
+def _gelu_dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    r"""Exact-GELU dual :math:`\mathbb E[u\Phi(u)\,v\Phi(v)]`, derived from orthant moments.
+
+    Write :math:`\Phi(u) = P(\xi < u)` with an independent standard normal :math:`\xi` (and
+    :math:`\eta` for :math:`v`); then with :math:`W = (u-\xi, v-\eta) \sim \mathcal N(0, \Sigma+I)`,
+    :math:`(u,v) = BW + e`, :math:`B = \Sigma(\Sigma+I)^{-1}`, :math:`\operatorname{Cov}e = \Sigma -
+    \Sigma(\Sigma+I)^{-1}\Sigma`, so
+
+    .. math:: \mathbb E[\phi(u)\phi(v)] = \sum_{ij}B_{1i}B_{2j}M_{ij} + (\operatorname{Cov}e)_{12}\,P
+
+    with the orthant moments :math:`P, M` of :math:`W`. No inverse of :math:`\Sigma` is needed, so
+    the diagonal (:math:`u = v`) is exact.
+    """
+    s11, s12, s22 = k11 + 1, k12, k22 + 1
+    det = s11 * s22 - s12 * s12  # det(Sigma + I) > 0 always
+    # (Sigma+I)^-1 = [[s22, -s12], [-s12, s11]] / det
+    b11 = (k11 * s22 - k12 * s12) / det
+    b12 = (-k11 * s12 + k12 * s11) / det
+    b21 = (k12 * s22 - k22 * s12) / det
+    b22 = (-k12 * s12 + k22 * s11) / det
+    # Cov(e)_12 = k12 - (Sigma (Sigma+I)^-1 Sigma)_12 = k12 - (b11 k12 + b12 k22)
+    cov_e = k12 - (b11 * k12 + b12 * k22)
+    p, m11, m12, m22 = _orthant_moments(s11, s12, s22, ops)
+    quad = b11 * b21 * m11 + (b11 * b22 + b12 * b21) * m12 + b12 * b22 * m22
+    return quad + cov_e * p
+
+
+def _gelu_dual_derivative(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    r"""Exact-GELU derivative dual :math:`\mathbb E[\phi'(u)\phi'(v)]`,
+    :math:`\phi'(x) = \Phi(x) + x\varphi(x)`.
+
+    Four terms: :math:`\mathbb E[\Phi\Phi]` is the orthant probability of :math:`\Sigma + I`;
+    a factor :math:`\varphi(v)` tilts the Gaussian to
+    :math:`\Sigma_v = \Sigma - \Sigma e_2e_2^\top\Sigma/(1+\Sigma_{22})` with weight
+    :math:`(2\pi(1+\Sigma_{22}))^{-1/2}`, after which :math:`\mathbb E[\Phi(u)v] =
+    (\Sigma_v)_{12}/\sqrt{2\pi(1+(\Sigma_v)_{11})}`; and
+    :math:`\mathbb E[u\varphi(u)v\varphi(v)] = \hat\Sigma_{12}/(2\pi\sqrt{\det(I+\Sigma)})` with
+    :math:`\hat\Sigma = \Sigma(I+\Sigma)^{-1}`.
+    """
+    two_pi = 2 * ops.pi
+    s11, s12, s22 = k11 + 1, k12, k22 + 1
+    det = s11 * s22 - s12 * s12
+    p, _, _, _ = _orthant_moments(s11, s12, s22, ops)
+    # E[Phi(u) v phi(v)]
+    sv11 = k11 - k12 * k12 / (1 + k22)
+    sv12 = k12 - k12 * k22 / (1 + k22)
+    t_uv = sv12 / ops.sqrt(two_pi * (1 + sv11)) / ops.sqrt(two_pi * (1 + k22))
+    # E[u phi(u) Phi(v)]
+    su22 = k22 - k12 * k12 / (1 + k11)
+    su12 = k12 - k12 * k11 / (1 + k11)
+    t_vu = su12 / ops.sqrt(two_pi * (1 + su22)) / ops.sqrt(two_pi * (1 + k11))
+    # E[u phi(u) v phi(v)]: Sigma_hat_12 = (Sigma (Sigma+I)^-1)_12 = (-k11 s12 + k12 s11)/det
+    hat12 = (-k11 * s12 + k12 * s11) / det
+    t_pp = hat12 / (two_pi * ops.sqrt(det))
+    return p + t_uv + t_vu + t_pp
+
+
+def _gelu_moments(q: float, M: int) -> NDArray[np.float64]:
+    r"""Exact GELU :math:`\phi(x) = x\Phi(x)`: with :math:`s = \sqrt{1+q}`,
+    :math:`G(\mu) = \mathbb E[\phi(\mu+\sqrt q z)] = \mu\Phi(\mu/s) + (q/s)\varphi(\mu/s)`, so
+    :math:`g_m = s^{1-m}\bigl[m\,\Phi^{(m-1)}(0) + \tfrac{q}{1+q}\varphi^{(m)}(0)\bigr]`:
+    :math:`g_0 = q\varphi(0)/s`, :math:`g_1 = 1/2`, :math:`g_m = 0` for odd :math:`m\ge3` and
+    :math:`|g_m| = s^{1-m}(m-3)!!\,\varphi(0)\,(m+q)/(1+q)` for even :math:`m\ge2`.
+    Returns :math:`\log|g_m|`."""
+    log_phi0 = -0.5 * math.log(2 * math.pi)
+    log_s = 0.5 * math.log1p(q)
+    out = np.full(M + 1, -np.inf)
+    out[0] = math.log(q) + log_phi0 - log_s if q > 0 else -math.inf
+    if M >= 1:
+        out[1] = math.log(0.5)
+    for m in range(2, M + 1, 2):
+        out[m] = ((1 - m) * log_s + _log_abs_hermite_e_at_zero(m - 2) + log_phi0
+                  + math.log(m + q) - math.log1p(q))
+    return out
+
+
+def _sin_dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    r""":math:`\mathbb E[\sin u\sin v] = e^{-(k_{11}+k_{22})/2}\sinh k_{12}`."""
+    return ops.exp(-(k11 + k22) / 2) * ops.sinh(k12)
+
+
+def _cos_dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    r""":math:`\mathbb E[\cos u\cos v] = e^{-(k_{11}+k_{22})/2}\cosh k_{12}`."""
+    return ops.exp(-(k11 + k22) / 2) * ops.cosh(k12)
+
+
+def _trig_moments(phase: int) -> MomentFn:
+    r""":math:`\mathbb E[\sin(\sqrt q z+\mu)] = e^{-q/2}\sin\mu`: :math:`g_m = e^{-q/2}\sin^{(m)}(0)`
+    (``phase`` 0 for sin, 1 for cos). Returns :math:`\log|g_m|`."""
+
+    def log_moments(q: float, M: int) -> NDArray[np.float64]:
+        return np.array([-q / 2 if (m + phase) % 2 == 1 else -np.inf for m in range(M + 1)])
+
+    return log_moments
+
+
+def _monomial_dual(k: int) -> DualFn:
+    r""":math:`\mathbb E[u^kv^k] = \sum_j \binom kj^2 j!\,((k-j-1)!!)^2\,k_{12}^j (k_{11}k_{22})^{(k-j)/2}`
+    over :math:`k-j` even (Isserlis/Wick: ``j`` cross pairings)."""
+    terms = []
+    for j in range(k + 1):
+        if (k - j) % 2 == 0:
+            r = k - j
+            df = float(sc.factorial2(r - 1, exact=True)) if r > 0 else 1.0
+            terms.append((j, math.comb(k, j) ** 2 * math.factorial(j) * df * df, r // 2))
+
+    def dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+        total = 0 * k12
+        for j, c, h in terms:
+            total = total + c * k12**j * (k11 * k22) ** h
+        return total
+
+    return dual
+
+
+def _monomial_moments(k: int) -> MomentFn:
+    r""":math:`g_m = \frac{k!}{(k-m)!}\,q^{(k-m)/2}(k-m-1)!!` for :math:`k-m` even :math:`\ge 0`.
+    Returns :math:`\log|g_m|`."""
+
+    def log_moments(q: float, M: int) -> NDArray[np.float64]:
+        out = np.full(M + 1, -np.inf)
+        for m in range(min(k, M) + 1):
+            r = k - m
+            if r % 2 == 0 and (q > 0 or r == 0):
+                out[m] = (math.log(math.perm(k, m)) + (0.5 * r * math.log(q) if r else 0.0)
+                          + _log_abs_hermite_e_at_zero(r))
+        return out
+
+    return log_moments
+
+
+# --------------------------------------------------------------------------- constructors
+def abrelu(a: float, b: float) -> Activation:
+    r""":math:`\phi(x) = a\min(x, 0) + b\max(x, 0)`; ``abrelu(0, 1)`` is ReLU, ``abrelu(-1, 1)`` is
+    :math:`|x|`, ``abrelu(alpha, 1)`` leaky ReLU. Closed-form duals (Cho & Saul 2009)."""
+    for name, v in (("a", a), ("b", b)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"abrelu parameter {name} must be a finite real number, got {v!r}")
+    a, b = float(a), float(b)
+    dual, dual_d = _abrelu_dual(a, b)
+    label = "relu" if (a, b) == (0.0, 1.0) else f"abrelu({a:g}, {b:g})"
+    return Activation(
+        name=label,
+        fn=lambda x: a * np.minimum(x, 0.0) + b * np.maximum(x, 0.0),
+        derivative=lambda x: np.where(x > 0, b, a) + 0.0 * x,
+        closed_dual=dual,
+        closed_dual_derivative=dual_d,
+        log_moments=_abrelu_moments(a, b),
+        scale_invariant_degree=1,
+    )
+
+
+def relu() -> Activation:
+    """ReLU, :math:`\\max(x, 0)` (= ``abrelu(0, 1)``)."""
+    return abrelu(0.0, 1.0)
+
+
+def leaky_relu(alpha: float = 0.01) -> Activation:
+    r"""Leaky ReLU :math:`\max(x,0) + \alpha\min(x,0)` (= ``abrelu(alpha, 1)``)."""
+    return abrelu(alpha, 1.0)
+
+
+def erf() -> Activation:
+    """The error function; closed-form duals (Williams 1997)."""
+    return Activation(
+        name="erf",
+        fn=sc.erf,
+        derivative=lambda x: (2 / math.sqrt(math.pi)) * np.exp(-x * x),
+        closed_dual=_erf_dual,
+        closed_dual_derivative=_erf_dual_derivative,
+        log_moments=_erf_moments,
+    )
+
+
+def gelu() -> Activation:
+    r"""Exact GELU :math:`x\Phi(x)` (Hendrycks & Gimpel 2016); closed-form duals derived here."""
+    return Activation(
+        name="gelu",
+        fn=lambda x: x * sc.ndtr(x),
+        derivative=lambda x: sc.ndtr(x) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi),
+        closed_dual=_gelu_dual,
+        closed_dual_derivative=_gelu_dual_derivative,
+        log_moments=_gelu_moments,
+    )
+
+
+def sin() -> Activation:
+    """Sine; closed-form duals."""
+    return Activation(
+        name="sin", fn=np.sin, derivative=np.cos, closed_dual=_sin_dual,
+        closed_dual_derivative=_cos_dual, log_moments=_trig_moments(0),
+    )
+
+
+def cos() -> Activation:
+    """Cosine; closed-form duals."""
+    return Activation(
+        name="cos", fn=np.cos, derivative=lambda x: -np.sin(x), closed_dual=_cos_dual,
+        closed_dual_derivative=_sin_dual, log_moments=_trig_moments(1),
+    )
+
+
+def monomial(k: int) -> Activation:
+    r"""Monomial :math:`x^k`; closed-form duals by Wick's theorem."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"monomial degree k must be a non-negative integer, got {k!r}")
+    deriv_dual = _monomial_dual(k - 1) if k >= 1 else None
+
+    def dual_d(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+        if deriv_dual is None:
+            return 0 * k12
+        return k * k * deriv_dual(k11, k12, k22, ops)
+
+    return Activation(
+        name="identity" if k == 1 else f"monomial({k})",
+        fn=lambda x: x**k,
+        derivative=lambda x: k * x ** (k - 1) if k >= 1 else 0.0 * x,
+        closed_dual=_monomial_dual(k),
+        closed_dual_derivative=dual_d,
+        log_moments=_monomial_moments(k),
+        scale_invariant_degree=k,
+    )
+
+
+def identity() -> Activation:
+    """The identity (a linear network)."""
+    return monomial(1)
+
+
+def tanh() -> Activation:
+    """Hyperbolic tangent (Gauss–Hermite duals)."""
+    return Activation(name="tanh", fn=np.tanh, derivative=lambda x: 1.0 - np.tanh(x) ** 2)
+
+
+def sigmoid() -> Activation:
+    """Logistic sigmoid (Gauss–Hermite duals)."""
+    return Activation(
+        name="sigmoid", fn=sc.expit, derivative=lambda x: sc.expit(x) * (1.0 - sc.expit(x))
+    )
+
+
+def silu() -> Activation:
+    r"""SiLU / swish :math:`x\,\sigma(x)` (Gauss–Hermite duals)."""
+    return Activation(
+        name="silu",
+        fn=lambda x: x * sc.expit(x),
+        derivative=lambda x: sc.expit(x) * (1.0 + x * (1.0 - sc.expit(x))),
+    )
+
+
+def softplus() -> Activation:
+    r"""Softplus :math:`\log(1+e^x)` (Gauss–Hermite duals)."""
+    return Activation(name="softplus", fn=lambda x: np.logaddexp(0.0, x), derivative=sc.expit)
+
+
+_REGISTRY: dict[str, Callable[[], Activation]] = {
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "erf": erf,
+    "gelu": gelu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "silu": silu,
+    "swish": silu,
+    "softplus": softplus,
+    "sin": sin,
+    "cos": cos,
+    "identity": identity,
+    "linear": identity,
+    "abs": lambda: abrelu(-1.0, 1.0),
+}
+
+
+def available_activations() -> list[str]:
+    """Names accepted by :func:`get_activation`."""
+    return sorted(_REGISTRY)
+
+
+def _numerical_derivative(fn: Callable) -> Callable:
+    """Central difference with one Richardson step; error ~ h^4 f^(5) + eps/h ~ 1e-11 for smooth f."""
+
+    def deriv(x: Any) -> Any:
+        x = np.asarray(x, dtype=np.float64)
+        h = 1e-3 * np.maximum(1.0, np.abs(x))
+        d1 = (fn(x + h) - fn(x - h)) / (2 * h)
+        d2 = (fn(x + h / 2) - fn(x - h / 2)) / h
+        return (4 * d2 - d1) / 3
+
+    return deriv
+
+
+def get_activation(
+    activation: str | Activation | Callable, derivative: Callable | None = None
+) -> Activation:
+    """Resolve an activation given by name, :class:`Activation`, or vectorised callable.
+
+    A plain callable gets Gauss–Hermite duals; its derivative is ``derivative`` if given, else
+    a Richardson-extrapolated central difference (about 1e-10 relative for smooth functions).
+    """
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, str):
+        key = activation.strip().lower()
+        if key not in _REGISTRY:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {', '.join(available_activations())}"
+                " or use fieldcurve.activations.abrelu(a, b) / monomial(k)"
+            )
+        return _REGISTRY[key]()
+    if callable(activation):
+        name = getattr(activation, "__name__", "custom")
+        return Activation(
+            name=name,
+            fn=activation,
+            derivative=derivative if derivative is not None else _numerical_derivative(activation),
+        )
+    raise TypeError(f"activation must be a name, an Activation or a callable, got {activation!r}")
