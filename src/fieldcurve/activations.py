@@ -40,6 +40,9 @@ import scipy.special as sc
 from numpy.typing import NDArray
 
 __all__ = [
+    "ARB_OPS",
+    "MPMATH_OPS",
+    "NUMPY_OPS",
     "Activation",
     "abrelu",
     "available_activations",
@@ -70,11 +73,27 @@ class _NumpyOps:
     exp = staticmethod(np.exp)
     sinh = staticmethod(np.sinh)
     cosh = staticmethod(np.cosh)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
+    atan2 = staticmethod(np.arctan2)
     pos = staticmethod(lambda x: np.maximum(x, 0.0))
+    unit = staticmethod(lambda x: np.minimum(x, 1.0))
 
     @staticmethod
     def const(x: float) -> float:
         return float(x)
+
+    @staticmethod
+    def sin_minus_theta_cos(theta: Any) -> Any:
+        r""":math:`\sin\theta - \theta\cos\theta` without cancellation (series below 0.5)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        th2 = theta * theta
+        series = np.zeros_like(theta)
+        term = theta * th2  # theta^(2k+1), k = 1
+        for k in range(1, 12):
+            series += (-1) ** (k + 1) * (2 * k) / math.factorial(2 * k + 1) * term
+            term = term * th2
+        return np.where(theta < 0.5, series, np.sin(theta) - theta * np.cos(theta))
 
 
 class _MpmathOps:
@@ -90,15 +109,87 @@ class _MpmathOps:
     exp = staticmethod(mpmath.exp)
     sinh = staticmethod(mpmath.sinh)
     cosh = staticmethod(mpmath.cosh)
+    sin = staticmethod(mpmath.sin)
+    cos = staticmethod(mpmath.cos)
+    atan2 = staticmethod(mpmath.atan2)
     pos = staticmethod(lambda x: max(x, 0))
+    unit = staticmethod(lambda x: min(x, 1))
 
     @staticmethod
     def const(x: float) -> Any:
         return mpmath.mpf(x)
 
+    @staticmethod
+    def sin_minus_theta_cos(theta: Any) -> Any:
+        # callers work with >= 20 guard digits, which absorbs the theta^2 cancellation
+        return mpmath.sin(theta) - theta * mpmath.cos(theta)
+
+
+class _ArbOps:
+    """Scalar arb ball arithmetic from python-flint (precision = ``flint.ctx.dps``)."""
+
+    def __init__(self) -> None:
+        import flint
+
+        self._flint = flint
+
+    @property
+    def pi(self) -> Any:
+        return self._flint.arb.pi()
+
+    def sqrt(self, x: Any) -> Any:
+        return self._flint.arb(x).sqrt()
+
+    def asin(self, x: Any) -> Any:
+        return self._flint.arb(x).asin()
+
+    def acos(self, x: Any) -> Any:
+        return self._flint.arb(x).acos()
+
+    def exp(self, x: Any) -> Any:
+        return self._flint.arb(x).exp()
+
+    def sinh(self, x: Any) -> Any:
+        return self._flint.arb(x).sinh()
+
+    def cosh(self, x: Any) -> Any:
+        return self._flint.arb(x).cosh()
+
+    def sin(self, x: Any) -> Any:
+        return self._flint.arb(x).sin()
+
+    def cos(self, x: Any) -> Any:
+        return self._flint.arb(x).cos()
+
+    def atan2(self, y: Any, x: Any) -> Any:
+        return self._flint.arb.atan2(self._flint.arb(y), self._flint.arb(x))
+
+    def pos(self, x: Any) -> Any:
+        x = self._flint.arb(x)
+        if x > 0:
+            return x
+        upper = x.upper()
+        if upper <= 0:
+            return self._flint.arb(0)
+        return self._flint.arb(mid=upper / 2, rad=upper / 2)  # the ball [0, upper]
+
+    def unit(self, x: Any) -> Any:
+        x = self._flint.arb(x)
+        return self._flint.arb(1) if x > 1 else x
+
+    def const(self, x: float) -> Any:
+        return self._flint.arb(x)
+
+    def sin_minus_theta_cos(self, theta: Any) -> Any:
+        return theta.sin() - theta * theta.cos()
+
 
 NUMPY_OPS = _NumpyOps()
 MPMATH_OPS = _MpmathOps()
+try:
+    ARB_OPS: Any = _ArbOps()
+except ImportError:  # python-flint not installed: the mpmath path is used instead
+    ARB_OPS = None
 
 DualFn = Callable[[Any, Any, Any, Any], Any]
 MomentFn = Callable[[float, int], NDArray[np.float64]]  # (q, M) -> log|g_m|, m = 0..M
@@ -134,6 +225,7 @@ class Activation:
     log_moments: MomentFn | None = field(default=None, repr=False)
     quadrature_order: int = 96
     scale_invariant_degree: int | None = field(default=None, repr=False)
+    abrelu_params: tuple[float, float] | None = field(default=None, repr=False)
 
     def __call__(self, x: Any) -> Any:
         return self.fn(np.asarray(x, dtype=np.float64))
@@ -254,6 +346,50 @@ def _safe_ratio(num: Any, den: Any, ops: Any) -> Any:
             r = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
         return r
     return num / den if den != 0 else mpmath.mpf(1)
+
+
+def abrelu_gap_step(a: float, b: float, k11: Any, k12: Any, k22: Any, gap: Any, cogap: Any,
+                    ops: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
+    r"""One abrelu layer on covariances carrying :math:`g_\pm = \sqrt{k_{11}k_{22}} \mp k_{12}`.
+
+    The angle is :math:`\theta = 2\,\mathrm{atan2}(\sqrt{g_-}, \sqrt{g_+})`, accurate for nearly
+    parallel and nearly antiparallel inputs, where :math:`\arccos(k_{12}/\sqrt{k_{11}k_{22}})`
+    loses half the digits. With :math:`A = (a^2+b^2)/2`, :math:`B = (a-b)^2/2\pi`,
+    :math:`s = \sqrt{k_{11}k_{22}}`:
+
+    .. math::
+        k_{12}' = A k_{12} + B(s\sin\theta - \theta k_{12})
+                = s[-ab\cos\delta + B(\sin\delta - \delta\cos\delta)]\ (\delta = \pi-\theta),\quad
+        g_-' = A g_- - B s(\sin\theta - \theta\cos\theta),\quad
+        g_+' = A g_+ + B(s\sin\theta - \theta k_{12}),\quad
+        \mathbb E[\phi'\phi'] = A - B\theta;
+
+    the two terms of :math:`g_-'` are of orders :math:`\theta^2` and :math:`\theta^3`, and
+    those of :math:`g_+'` are both non-negative near :math:`\theta = \pi`, so nothing cancels.
+    Returns ``(k11', k12', k22', g_-', g_+', E[phi' phi'])``.
+    """
+    big_a = (a * a + b * b) / 2
+    big_b = (a - b) ** 2 / (2 * ops.pi)
+    s = ops.sqrt(k11 * k22)
+    theta = 2 * ops.atan2(ops.sqrt(ops.pos(gap)), ops.sqrt(ops.pos(cogap)))
+    correction = big_b * (s * ops.sin(theta) - theta * k12)
+    # past pi/2, k12' = s[-ab cos(delta) + B (sin(delta) - delta cos(delta))], delta = pi - theta,
+    # which keeps full relative accuracy where the ReLU kernel vanishes (theta -> pi)
+    delta = ops.pi - theta
+    far = s * (-a * b * ops.cos(delta) + big_b * ops.sin_minus_theta_cos(delta))
+    near = big_a * k12 + correction
+    # E[phi' phi'] = A - B theta = ab + B delta (the second form past pi/2)
+    deriv_near, deriv_far = big_a - big_b * theta, a * b + big_b * delta
+    if ops is NUMPY_OPS:
+        new12 = np.where(theta <= np.pi / 2, near, far)
+        deriv = np.where(theta <= np.pi / 2, deriv_near, deriv_far)
+    else:
+        mid = theta.mid() if hasattr(theta, "mid") else theta
+        first = float(mid) <= math.pi / 2
+        new12, deriv = (near, deriv_near) if first else (far, deriv_far)
+    new_gap = ops.pos(big_a * gap - big_b * s * ops.sin_minus_theta_cos(theta))
+    new_cogap = big_a * cogap + correction
+    return big_a * k11, new12, big_a * k22, new_gap, new_cogap, deriv
 
 
 def _abrelu_moments(a: float, b: float) -> MomentFn:
@@ -469,6 +605,7 @@ def abrelu(a: float, b: float) -> Activation:
         closed_dual_derivative=dual_d,
         log_moments=_abrelu_moments(a, b),
         scale_invariant_degree=1,
+        abrelu_params=(a, b),
     )
 
 

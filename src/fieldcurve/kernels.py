@@ -23,6 +23,7 @@ parameterisation they do not depend on ``d``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,13 @@ import sympy
 from numpy.typing import ArrayLike, NDArray
 
 from fieldcurve._checks import check_finite_array, check_nonneg_int, check_variance
-from fieldcurve.activations import MPMATH_OPS, NUMPY_OPS, Activation, get_activation
+from fieldcurve.activations import (
+    MPMATH_OPS,
+    NUMPY_OPS,
+    Activation,
+    abrelu_gap_step,
+    get_activation,
+)
 
 __all__ = [
     "MLP",
@@ -146,6 +153,21 @@ class Kernel:
         """Taylor coefficients :math:`b_0..b_{n_{max}}` of :math:`k(t)` at 0, or None."""
         return None
 
+    def log_taylor_coefficients(
+        self, n_max: int, d: int | None = None
+    ) -> NDArray[np.float64] | None:
+        """:math:`\log b_n` (``-inf`` for zeros), or None; exact where ``b_n`` underflows."""
+        b = self.taylor_coefficients(n_max, d)
+        if b is None:
+            return None
+        b = np.asarray(b, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(b > 0, np.log(np.where(b > 0, b, 1.0)), np.where(b == 0, -np.inf, np.nan))
+
+    def log_taylor_remainder(self, n_max: int, d: int | None = None) -> float | None:
+        """A rigorous bound on :math:`\\log\\sum_{n>n_{max}} b_n`, or None if not known."""
+        return None
+
     def gram(self, X1: ArrayLike, X2: ArrayLike | None = None) -> NDArray[np.float64]:
         """Gram matrix :math:`k(x_i\\cdot x'_j/d)` (inputs assumed on the sphere)."""
         A, B, d = _gram_inputs(X1, X2)
@@ -168,6 +190,32 @@ def _gram_inputs(
 
 
 # --------------------------------------------------------------------------- MLP kernels
+def _input_gaps(A: NDArray[np.float64], B: NDArray[np.float64], n1: NDArray[np.float64],
+                n2: NDArray[np.float64], k12: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+    r""":math:`\sqrt{k_{11}k_{22}} \mp k_{12}` of the inputs without cancellation.
+
+    Equal to :math:`\tfrac12\sqrt{k_{11}k_{22}}\,\lVert\hat x \mp \hat x'\rVert^2` (unit vectors);
+    the direct difference (sum) is used for the few pairs with cosine above 1/2 (below -1/2).
+    """
+    s = np.sqrt(np.outer(n1, n2))
+    gaps = []
+    for sign in (1.0, -1.0):
+        gap = np.maximum(s - sign * k12, 0.0)
+        close = np.argwhere(sign * k12 > 0.5 * s)
+        if close.size:
+            na = np.sqrt(np.einsum("ij,ij->i", A, A))
+            nb = np.sqrt(np.einsum("ij,ij->i", B, B))
+            for start in range(0, len(close), 65536):
+                idx = close[start : start + 65536]
+                i, j = idx[:, 0], idx[:, 1]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    diff = A[i] / na[i, None] - sign * B[j] / nb[j, None]
+                vals = 0.5 * s[i, j] * np.einsum("ij,ij->i", diff, diff)
+                gap[i, j] = np.where(np.isfinite(vals), vals, gap[i, j])
+        gaps.append(gap)
+    return gaps[0], gaps[1]
+
+
 class MLPKernel(Kernel):
     """NNGP (``kind="nngp"``) or NTK (``kind="ntk"``) of an :class:`MLP`."""
 
@@ -191,52 +239,98 @@ class MLPKernel(Kernel):
         if self.kind == "ntk" and self.mlp.parameterization == "standard" and d is None:
             raise ValueError("the standard-parameterisation NTK depends on the input dimension d")
 
-    def _recursion(self, k11: Any, k12: Any, k22: Any, n_in0: int | None, ops: Any) -> Any:
-        """Run the layer recursion on covariances; returns the requested kernel."""
+    def _recursion(self, k11: Any, k12: Any, k22: Any, n_in0: int | None, ops: Any,
+                   gaps: tuple[Any, Any] | None = None) -> Any:
+        """Run the layer recursion on covariances; returns the requested kernel.
+
+        ``gaps`` are :math:`\\sqrt{k_{11}k_{22}} \\mp k_{12}` of the inputs, computed without
+        cancellation by the caller; activations of the abrelu family propagate them (see
+        :func:`fieldcurve.activations.abrelu_gap_step`) so nearly parallel and antiparallel
+        inputs keep full accuracy.
+        """
         mlp, act = self.mlp, self.mlp.activation
         want_ntk = self.kind == "ntk"
         standard = mlp.parameterization == "standard"
         use_quadrature = ops is NUMPY_OPS and not act.has_closed_form
+        use_gap = act.abrelu_params is not None
+        if use_gap:
+            if gaps is None:
+                gaps = (ops.pos(ops.sqrt(k11 * k22) - k12), ops.pos(ops.sqrt(k11 * k22) + k12))
+            gap, cogap = gaps
         theta = 0 * k12 if want_ntk else None
         n_in = n_in0
+        same_diag = k22 is k11
         for layer in range(mlp.depth + 1):
             w, b = mlp.weight_vars[layer], mlp.bias_vars[layer]
             if want_ntk and standard:
                 theta = n_in * k12 + w * theta + (1.0 if b > 0 else 0.0)
-            k11, k12, k22 = w * k11 + b, w * k12 + b, w * k22 + b
+            if use_gap:
+                root_w = ops.sqrt(ops.const(w))
+                diff = root_w * (ops.sqrt(k11) - ops.sqrt(k22))
+                new11, new22 = w * k11 + b, w * k22 + b
+                if b > 0 and not same_diag:
+                    denom = ops.sqrt(new11 * new22) + b + w * ops.sqrt(k11 * k22)
+                    extra = b * diff * diff / denom
+                    gap, cogap = w * gap + extra, w * cogap + extra + 2 * b
+                else:
+                    gap, cogap = w * gap, w * cogap + 2 * b
+                k11, k12, k22 = new11, w * k12 + b, (new11 if same_diag else new22)
+            else:
+                k11, k12, k22 = w * k11 + b, w * k12 + b, (w * k11 + b if same_diag else w * k22 + b)
             if want_ntk and not standard:
                 theta = k12 + w * theta
             if layer == mlp.depth:
                 break
-            if use_quadrature:
+            if use_gap:
+                a_, b_ = act.abrelu_params
+                k11_new, k12, k22_new, gap, cogap, deriv = abrelu_gap_step(
+                    a_, b_, k11, k12, k22, gap, cogap, ops
+                )
+                if want_ntk:
+                    theta = theta * deriv
+                k11, k22 = k11_new, (k11_new if same_diag else k22_new)
+            elif use_quadrature:
                 if want_ntk:
                     theta = theta * act.dual_derivative(k11, k12, k22)
                 new12 = act.dual(k11, k12, k22)
                 new11 = act.dual(k11, k11, k11)
-                new22 = new11 if k22 is k11 else act.dual(k22, k22, k22)
+                new22 = new11 if same_diag else act.dual(k22, k22, k22)
+                k11, k12, k22 = new11, new12, new22
             else:
                 if want_ntk:
                     theta = theta * act.closed_dual_derivative(k11, k12, k22, ops)
                 new12 = act.closed_dual(k11, k12, k22, ops)
                 new11 = act.closed_dual(k11, k11, k11, ops)
-                new22 = new11 if k22 is k11 else act.closed_dual(k22, k22, k22, ops)
-            k11, k12, k22 = new11, new12, new22
+                new22 = new11 if same_diag else act.closed_dual(k22, k22, k22, ops)
+                k11, k12, k22 = new11, new12, new22
             n_in = mlp.width
         return theta if want_ntk else k12
 
-    def _eval(self, t: NDArray[np.float64], d: int | None) -> NDArray[np.float64]:
+    def _eval(self, t: NDArray[np.float64], d: int | None,
+              gaps: tuple[Any, Any] | None = None) -> NDArray[np.float64]:
         self._needs_d(d)
         one = np.ones_like(t)
-        return np.asarray(self._recursion(one, t, one, d, NUMPY_OPS), dtype=np.float64)
+        if gaps is None:
+            gaps = (1.0 - t, 1.0 + t)
+        return np.asarray(self._recursion(one, t, one, d, NUMPY_OPS, gaps), dtype=np.float64)
 
-    def mp_eval(self, t: Any, d: int | None = None) -> Any:
+    def mp_eval(self, t: Any, d: int | None = None, gaps: Any = None, ops: Any = None) -> Any:
+        """Evaluate at one high-precision cosine (mpmath by default, or arb with ``ops=ARB_OPS``)."""
         if not self.has_mp:
             raise NotImplementedError(
                 f"activation {self.mlp.activation.name} has no closed-form dual; no mpmath path"
             )
         self._needs_d(d)
-        one = mpmath.mpf(1)
-        return self._recursion(one, mpmath.mpf(t), one, d, MPMATH_OPS)
+        ops = MPMATH_OPS if ops is None else ops
+        one = ops.const(1)
+        t = ops.const(t) if ops is not MPMATH_OPS else mpmath.mpf(t)
+        if gaps is None:
+            gaps = (one - t, one + t)
+        return self._recursion(one, t, one, d, ops, gaps)
+
+    @property
+    def supports_arb(self) -> bool:
+        return self.has_mp
 
     def gram(self, X1: ArrayLike, X2: ArrayLike | None = None) -> NDArray[np.float64]:
         r"""Kernel matrix for arbitrary inputs, neural-tangents convention :math:`K^0 = x\cdot x'/d`.
@@ -250,11 +344,13 @@ class MLPKernel(Kernel):
         k12 = A @ B.T / d
         k11 = np.broadcast_to(n1[:, None], k12.shape)
         k22 = np.broadcast_to(n2[None, :], k12.shape)
-        out = np.asarray(self._recursion(k11, k12, k22, d, NUMPY_OPS), dtype=np.float64)
+        gaps = _input_gaps(A, B, n1, n2, k12) if self.mlp.activation.abrelu_params else None
+        out = np.asarray(self._recursion(k11, k12, k22, d, NUMPY_OPS, gaps), dtype=np.float64)
         if X2 is None:
-            diag = np.asarray(self._recursion(n1, n1, n1, d, NUMPY_OPS), dtype=np.float64)
-            out = out.copy()
-            np.fill_diagonal(out, diag)
+            diag = np.asarray(
+                self._recursion(n1, n1, n1, d, NUMPY_OPS, (np.zeros_like(n1), 2 * n1)),
+                dtype=np.float64,
+            )
             out = 0.5 * (out + out.T)
             np.fill_diagonal(out, diag)
         return out
@@ -296,6 +392,12 @@ class DotProductKernel(Kernel):
     taylor
         Optional ``taylor(n_max)`` returning non-negative Taylor coefficients :math:`b_0..b_{n_{max}}`
         (enables the power-series route).
+    log_taylor
+        Optional ``log_taylor(n_max)`` returning :math:`\log b_n` (for coefficients that
+        underflow double precision).
+    log_taylor_remainder
+        Optional ``f(n_max)`` bounding :math:`\log\sum_{n>n_{max}} b_n` (sharpens the series
+        route's error bound; without it the remainder is :math:`k(1) - \sum_{n\le n_{max}} b_n`).
     name
         Label used in tables and plots.
     """
@@ -306,12 +408,16 @@ class DotProductKernel(Kernel):
         mp_fn: Callable[[Any], Any] | None = None,
         taylor: Callable[[int], NDArray[np.float64]] | None = None,
         name: str = "user kernel",
+        log_taylor: Callable[[int], NDArray[np.float64]] | None = None,
+        log_taylor_remainder: Callable[[int], float] | None = None,
     ):
         if not callable(fn):
             raise TypeError("fn must be callable")
         self.fn = fn
         self.mp_fn = mp_fn
         self._taylor = taylor
+        self._log_taylor = log_taylor
+        self._log_remainder = log_taylor_remainder
         self.name = name
 
     def __repr__(self) -> str:
@@ -332,8 +438,20 @@ class DotProductKernel(Kernel):
 
     def taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
         if self._taylor is None:
+            if self._log_taylor is not None:
+                return np.exp(self.log_taylor_coefficients(n_max, d))
             return None
         return np.asarray(self._taylor(n_max), dtype=np.float64)
+
+    def log_taylor_coefficients(
+        self, n_max: int, d: int | None = None
+    ) -> NDArray[np.float64] | None:
+        if self._log_taylor is not None:
+            return np.asarray(self._log_taylor(n_max), dtype=np.float64)
+        return super().log_taylor_coefficients(n_max, d)
+
+    def log_taylor_remainder(self, n_max: int, d: int | None = None) -> float | None:
+        return None if self._log_remainder is None else float(self._log_remainder(n_max))
 
 
 _T = sympy.Symbol("t")
@@ -357,6 +475,12 @@ def _from_sympy(expr: sympy.Expr) -> DotProductKernel:
             out[:m] = _c[:m]
             return out
 
+        def log_remainder(n_max: int, _c: list[float] = coeffs) -> float:
+            rest = sum(abs(v) for v in _c[n_max + 1 :])
+            return math.log(rest) if rest > 0 else -math.inf
+
+        return DotProductKernel(np_fn, mp_fn=mp_fn, taylor=taylor, name=str(expr),
+                                log_taylor_remainder=log_remainder)
     return DotProductKernel(np_fn, mp_fn=mp_fn, taylor=taylor, name=str(expr))
 
 
@@ -381,13 +505,20 @@ def exponential_kernel(scale: float = 1.0) -> DotProductKernel:
         raise ValueError("scale must be > 0")
     from scipy.special import gammaln
 
-    def taylor(n_max: int) -> NDArray[np.float64]:
+    def log_taylor(n_max: int) -> NDArray[np.float64]:
         n = np.arange(n_max + 1)
-        return np.exp(-n * np.log(s) - gammaln(n + 1))
+        return -n * np.log(s) - gammaln(n + 1)
+
+    def log_remainder(n_max: int) -> float:
+        # sum_{n>N} s^-n/n! <= s^-(N+1)/(N+1)! * 1/(1 - 1/(s (N+2)))  when s (N+2) > 1
+        ratio = 1.0 / (s * (n_max + 2))
+        if ratio >= 1:
+            return math.log(math.exp(1.0 / s))
+        return float(-(n_max + 1) * np.log(s) - gammaln(n_max + 2) - math.log1p(-ratio))
 
     return DotProductKernel(
-        lambda t: np.exp(t / s), mp_fn=lambda t: mpmath.exp(t / s), taylor=taylor,
-        name=f"exp(t/{s:g})",
+        lambda t: np.exp(t / s), mp_fn=lambda t: mpmath.exp(t / s), log_taylor=log_taylor,
+        log_taylor_remainder=log_remainder, name=f"exp(t/{s:g})",
     )
 
 
