@@ -137,12 +137,19 @@ class Kernel:
             raise ValueError("cosines t must lie in [-1, 1]")
         return self._eval(np.clip(t, -1.0, 1.0), d)
 
-    def _eval(self, t: NDArray[np.float64], d: int | None) -> NDArray[np.float64]:
+    def _eval(self, t: NDArray[np.float64], d: int | None,
+              gaps: tuple[Any, Any] | None = None) -> NDArray[np.float64]:
+        """Evaluate on clipped cosines; ``gaps`` = (1 - t, 1 + t) computed exactly, if known."""
         raise NotImplementedError
 
-    def mp_eval(self, t: Any, d: int | None = None) -> Any:
+    def mp_eval(self, t: Any, d: int | None = None, gaps: Any = None, ops: Any = None) -> Any:
         """Evaluate :math:`k(t)` for one mpmath number at the working precision."""
         raise NotImplementedError(f"{self.name} has no arbitrary-precision evaluation")
+
+    @property
+    def supports_arb(self) -> bool:
+        """Whether :meth:`mp_eval` accepts python-flint arb numbers (``ops=ARB_OPS``)."""
+        return False
 
     @property
     def has_mp(self) -> bool:
@@ -427,11 +434,12 @@ class DotProductKernel(Kernel):
     def has_mp(self) -> bool:
         return self.mp_fn is not None
 
-    def _eval(self, t: NDArray[np.float64], d: int | None) -> NDArray[np.float64]:
+    def _eval(self, t: NDArray[np.float64], d: int | None,
+              gaps: tuple[Any, Any] | None = None) -> NDArray[np.float64]:
         out = np.asarray(self.fn(t), dtype=np.float64)
         return np.broadcast_to(out, t.shape).copy() if out.shape != t.shape else out
 
-    def mp_eval(self, t: Any, d: int | None = None) -> Any:
+    def mp_eval(self, t: Any, d: int | None = None, gaps: Any = None, ops: Any = None) -> Any:
         if self.mp_fn is None:
             raise NotImplementedError(f"{self.name} has no mpmath evaluation (pass mp_fn)")
         return self.mp_fn(t)
