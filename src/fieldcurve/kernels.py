@@ -51,6 +51,7 @@ __all__ = [
     "as_kernel",
     "exponential_kernel",
     "nngp_kernel",
+    "nngp_ntk_gram",
     "ntk_kernel",
     "polynomial_kernel",
 ]
@@ -247,7 +248,7 @@ class MLPKernel(Kernel):
             raise ValueError("the standard-parameterisation NTK depends on the input dimension d")
 
     def _recursion(self, k11: Any, k12: Any, k22: Any, n_in0: int | None, ops: Any,
-                   gaps: tuple[Any, Any] | None = None) -> Any:
+                   gaps: tuple[Any, Any] | None = None, both: bool = False) -> Any:
         """Run the layer recursion on covariances; returns the requested kernel.
 
         ``gaps`` are :math:`\\sqrt{k_{11}k_{22}} \\mp k_{12}` of the inputs, computed without
@@ -256,7 +257,7 @@ class MLPKernel(Kernel):
         inputs keep full accuracy.
         """
         mlp, act = self.mlp, self.mlp.activation
-        want_ntk = self.kind == "ntk"
+        want_ntk = self.kind == "ntk" or both
         standard = mlp.parameterization == "standard"
         use_quadrature = ops is NUMPY_OPS and not act.has_closed_form
         use_gap = act.abrelu_params is not None
@@ -311,6 +312,8 @@ class MLPKernel(Kernel):
                 new22 = new11 if same_diag else act.closed_dual(k22, k22, k22, ops)
                 k11, k12, k22 = new11, new12, new22
             n_in = mlp.width
+        if both:
+            return k12, theta
         return theta if want_ntk else k12
 
     def _eval(self, t: NDArray[np.float64], d: int | None,
@@ -343,24 +346,11 @@ class MLPKernel(Kernel):
         r"""Kernel matrix for arbitrary inputs, neural-tangents convention :math:`K^0 = x\cdot x'/d`.
 
         Diagonal variances follow their own single-input recursion; when ``X2`` is None the
-        diagonal of the result is that recursion (exact, never an arccos of a rounded 1).
+        diagonal of the result is that recursion (exact, never an arccos of a rounded 1), and
+        nearly (anti)parallel pairs keep full relative accuracy (see :func:`nngp_ntk_gram`).
         """
-        A, B, d = _gram_inputs(X1, X2)
-        n1 = np.einsum("ij,ij->i", A, A) / d
-        n2 = n1 if X2 is None else np.einsum("ij,ij->i", B, B) / d
-        k12 = A @ B.T / d
-        k11 = np.broadcast_to(n1[:, None], k12.shape)
-        k22 = np.broadcast_to(n2[None, :], k12.shape)
-        gaps = _input_gaps(A, B, n1, n2, k12) if self.mlp.activation.abrelu_params else None
-        out = np.asarray(self._recursion(k11, k12, k22, d, NUMPY_OPS, gaps), dtype=np.float64)
-        if X2 is None:
-            diag = np.asarray(
-                self._recursion(n1, n1, n1, d, NUMPY_OPS, (np.zeros_like(n1), 2 * n1)),
-                dtype=np.float64,
-            )
-            out = 0.5 * (out + out.T)
-            np.fill_diagonal(out, diag)
-        return out
+        nngp, ntk = nngp_ntk_gram(self.mlp, X1, X2)
+        return ntk if self.kind == "ntk" else nngp
 
     def taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
         """Non-negative Taylor coefficients of :math:`k(t)` by Mehler-series composition.
@@ -374,6 +364,145 @@ class MLPKernel(Kernel):
         from fieldcurve._taylor import mlp_taylor_coefficients
 
         return mlp_taylor_coefficients(self.mlp, self.kind, n_max, d)
+
+
+def _diagonal_variances(mlp: MLP, sq: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+    """Pre-activation variances q_l of each input, l = 1..depth (single-input recursion)."""
+    act = mlp.activation
+    out = []
+    q = sq
+    for layer in range(mlp.depth):
+        q = mlp.weight_vars[layer] * q + mlp.bias_vars[layer]
+        out.append(q)
+        q = np.asarray(act.dual(q, q, q), dtype=np.float64)
+    return out
+
+
+def _abrelu_tile(mlp: MLP, k12: NDArray[np.float64], qs1: list[NDArray], qs2: list[NDArray],
+                 d: int) -> tuple[NDArray, NDArray, NDArray]:
+    """Fast arccos recursion for one tile; returns (nngp, ntk, mask of ill-conditioned entries).
+
+    Entries whose correlation ever exceeds 0.999 in absolute value (angle below ~0.045, where
+    arccos loses more than a few ulp) are flagged for the gap-carrying recursion.
+    """
+    a, b = mlp.activation.abrelu_params
+    big_a, big_b = (a * a + b * b) / 2, (a - b) ** 2 / (2 * np.pi)
+    standard = mlp.parameterization == "standard"
+    K = k12
+    T = np.zeros_like(K)
+    flagged = np.zeros(K.shape, dtype=bool)
+    n_in = d
+    for layer in range(mlp.depth + 1):
+        w, bias = mlp.weight_vars[layer], mlp.bias_vars[layer]
+        if standard:
+            T *= w
+            T += n_in * K + (1.0 if bias > 0 else 0.0)
+        K *= w
+        K += bias
+        if not standard:
+            T *= w
+            T += K
+        if layer == mlp.depth:
+            break
+        root = np.sqrt(qs1[layer])[:, None] * np.sqrt(qs2[layer])[None, :]
+        c = K / root
+        np.clip(c, -1.0, 1.0, out=c)
+        flagged |= np.abs(c) > 0.999
+        deriv = np.arccos(c)
+        deriv *= -big_b
+        deriv += big_a  # E[phi' phi'] = A - B theta
+        T *= deriv
+        K *= deriv
+        c *= c
+        np.subtract(1.0, c, out=c)
+        np.sqrt(c, out=c)  # sin(theta)
+        c *= root
+        c *= big_b
+        K += c
+        n_in = mlp.width
+    return K, T, flagged
+
+
+def nngp_ntk_gram(
+    mlp: MLP, X1: ArrayLike, X2: ArrayLike | None = None, *, block: int = 256
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""NNGP and NTK Gram matrices of ``mlp`` in one pass (neural-tangents input convention).
+
+    Same values as ``nngp_kernel(mlp).gram(...)`` and ``ntk_kernel(mlp).gram(...)``, computed
+    together in cache-sized tiles; with ``X2 = None`` only the upper triangle is computed and
+    mirrored, and the diagonal comes from the exact single-input recursion. For the abrelu
+    family the tiles use the plain arccos recursion (one transcendental per entry and layer)
+    and the few entries whose correlation ever exceeds 0.999 in absolute value are recomputed
+    with the gap-carrying recursion, so the result keeps full relative accuracy. Extra memory is
+    a few tiles beyond the two outputs.
+    """
+    kernel = MLPKernel(mlp, "ntk")
+    A, B, d = _gram_inputs(X1, X2)
+    kernel._needs_d(d)
+    symmetric = X2 is None
+    n1, n2 = A.shape[0], B.shape[0]
+    sq1 = np.einsum("ij,ij->i", A, A) / d
+    sq2 = sq1 if symmetric else np.einsum("ij,ij->i", B, B) / d
+    nngp = np.empty((n1, n2))
+    ntk = np.empty((n1, n2))
+    fast = mlp.activation.abrelu_params is not None
+    if fast:
+        qs1 = _diagonal_variances(mlp, sq1)
+        qs2 = qs1 if symmetric else _diagonal_variances(mlp, sq2)
+    for r0 in range(0, n1, block):
+        r1 = min(n1, r0 + block)
+        for c0 in range(r0 if symmetric else 0, n2, block):
+            c1 = min(n2, c0 + block)
+            a, b = A[r0:r1], B[c0:c1]
+            k12 = a @ b.T / d
+            if fast:
+                g, t, flagged = _abrelu_tile(
+                    mlp, k12.copy(), [q[r0:r1] for q in qs1], [q[c0:c1] for q in qs2], d
+                )
+                if flagged.any():
+                    i, j = np.nonzero(flagged)
+                    sub_a, sub_b = a[i], b[j]
+                    gaps = _pair_gaps(sub_a, sub_b, sq1[r0:r1][i], sq2[c0:c1][j], k12[i, j])
+                    g[i, j], t[i, j] = kernel._recursion(
+                        sq1[r0:r1][i], k12[i, j], sq2[c0:c1][j], d, NUMPY_OPS, gaps, both=True
+                    )
+            else:
+                k11 = np.broadcast_to(sq1[r0:r1, None], k12.shape)
+                k22 = np.broadcast_to(sq2[None, c0:c1], k12.shape)
+                g, t = kernel._recursion(k11, k12, k22, d, NUMPY_OPS, None, both=True)
+            nngp[r0:r1, c0:c1] = g
+            ntk[r0:r1, c0:c1] = t
+            if symmetric and c0 != r0:
+                nngp[c0:c1, r0:r1] = g.T
+                ntk[c0:c1, r0:r1] = t.T
+    if symmetric:
+        # diagonal tiles were computed in full: make them exactly symmetric, fix the diagonal
+        for r0 in range(0, n1, block):
+            r1 = min(n1, r0 + block)
+            for m in (nngp, ntk):
+                tile = m[r0:r1, r0:r1]
+                m[r0:r1, r0:r1] = np.triu(tile) + np.triu(tile, 1).T
+        g, t = kernel._recursion(sq1, sq1, sq1, d, NUMPY_OPS, (np.zeros_like(sq1), 2 * sq1),
+                                 both=True)
+        np.fill_diagonal(nngp, g)
+        np.fill_diagonal(ntk, t)
+    return nngp, ntk
+
+
+def _pair_gaps(a: NDArray, b: NDArray, n1: NDArray, n2: NDArray,
+               k12: NDArray) -> tuple[NDArray, NDArray]:
+    """Input gaps sqrt(k11 k22) -+ k12 for matched rows of ``a`` and ``b`` (no cancellation)."""
+    s = np.sqrt(n1 * n2)
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    out = []
+    for sign in (1.0, -1.0):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diff = a / na[:, None] - sign * b / nb[:, None]
+            direct = 0.5 * s * np.einsum("ij,ij->i", diff, diff)
+        plain = np.maximum(s - sign * k12, 0.0)
+        out.append(np.where((sign * k12 > 0.5 * s) & np.isfinite(direct), direct, plain))
+    return out[0], out[1]
 
 
 def nngp_kernel(mlp: MLP) -> MLPKernel:

@@ -58,7 +58,7 @@ from scipy.special import gammaln, logsumexp, roots_legendre
 
 from fieldcurve._checks import check_dimension, check_finite_array, check_nonneg_int
 from fieldcurve.kernels import Kernel, as_kernel
-from fieldcurve.sphere import legendre, log_multiplicity
+from fieldcurve.sphere import legendre, log_multiplicity, multiplicity
 
 __all__ = [
     "Spectrum",
@@ -234,7 +234,7 @@ def _series_terms_needed(lmax: int, d: int) -> int:
     high-precision quadrature takes the rest.
     """
     peak = lmax + lmax * lmax / d
-    return int(min(max(3 * peak + 40, 64), 768))
+    return int(min(max(3 * peak + 40, 256), 768))
 
 
 def _series(kernel: Kernel, d: int, lmax: int, n_max: int, k1: float) -> tuple[NDArray, NDArray] | None:
@@ -582,7 +582,11 @@ def spectrum(
     log_n = log_multiplicity(d, degrees)
     with np.errstate(over="ignore"):
         mult = np.exp(log_n)
-        total = float(np.exp(logsumexp(log_n + log_out))) if np.any(lam_out > 0) else 0.0
+    exact = log_n < 36.0  # below 2^52: the exact integer is representable
+    mult[exact] = [float(multiplicity(d, int(l))) for l in degrees[exact]]
+    finite = np.isfinite(log_out)
+    with np.errstate(over="ignore"):
+        total = float(np.exp(logsumexp(log_n[finite] + log_out[finite]))) if finite.any() else 0.0
     return Spectrum(
         d=d,
         degrees=degrees,
