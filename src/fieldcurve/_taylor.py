@@ -28,8 +28,9 @@ from numpy.typing import NDArray
 from scipy.special import gammaln, logsumexp
 
 
-def _shifted_log_coefficients(log_g: NDArray[np.float64], beta0: float, log_r: float,
-                              n_max: int, n_terms: int) -> NDArray[np.float64]:
+def _shifted_log_coefficients(
+    log_g: NDArray[np.float64], beta0: float, log_r: float, n_max: int, n_terms: int
+) -> NDArray[np.float64]:
     r"""log of :math:`\hat e_j = e_j r^j` for j = 0..n_max, from :math:`\log|g_m|`, m < len(log_g)."""
     out = np.empty(n_max + 1)
     k = np.arange(n_terms + 1)
@@ -63,8 +64,15 @@ def _apply_series(log_g: NDArray[np.float64], c: NDArray[np.float64], n_max: int
     if r <= 0:
         out = np.zeros(n_max + 1)
         k = np.arange(len(log_g))
-        out[0] = float(np.exp(logsumexp(2 * log_g + (k * math.log(beta0) if beta0 > 0 else
-                                                      np.where(k == 0, 0.0, -np.inf)) - gammaln(k + 1))))
+        out[0] = float(
+            np.exp(
+                logsumexp(
+                    2 * log_g
+                    + (k * math.log(beta0) if beta0 > 0 else np.where(k == 0, 0.0, -np.inf))
+                    - gammaln(k + 1)
+                )
+            )
+        )
         return out
     q = beta0 + r
     rho0 = beta0 / q

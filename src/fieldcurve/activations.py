@@ -236,7 +236,10 @@ class Activation:
         return self.closed_dual is not None and self.closed_dual_derivative is not None
 
     def dual(self, k11: Any, k12: Any, k22: Any) -> NDArray[np.float64]:
-        r""":math:`\mathbb E[\phi(u)\phi(v)]` for :math:`\operatorname{Cov}(u,v)=[[k_{11},k_{12}],[k_{12},k_{22}]]`."""
+        r""":math:`\mathbb E[\phi(u)\phi(v)]` for jointly Gaussian (u, v).
+
+        Covariance :math:`[[k_{11},k_{12}],[k_{12},k_{22}]]` (arrays broadcast).
+        """
         k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
         if self.closed_dual is not None:
             return np.asarray(self.closed_dual(k11, k12, k22, NUMPY_OPS), dtype=np.float64)
@@ -246,15 +249,12 @@ class Activation:
         r""":math:`\mathbb E[\phi'(u)\phi'(v)]`, the derivative (NTK) map."""
         k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
         if self.closed_dual_derivative is not None:
-            return np.asarray(
-                self.closed_dual_derivative(k11, k12, k22, NUMPY_OPS), dtype=np.float64
-            )
-        return _gauss_hermite_2d(
-            self.derivative, self.derivative, k11, k12, k22, self.quadrature_order
-        )
+            return np.asarray(self.closed_dual_derivative(k11, k12, k22, NUMPY_OPS), dtype=np.float64)
+        return _gauss_hermite_2d(self.derivative, self.derivative, k11, k12, k22, self.quadrature_order)
 
-    def dual_quadrature(self, k11: Any, k12: Any, k22: Any, *, derivative: bool = False,
-                        order: int | None = None) -> NDArray[np.float64]:
+    def dual_quadrature(
+        self, k11: Any, k12: Any, k22: Any, *, derivative: bool = False, order: int | None = None
+    ) -> NDArray[np.float64]:
         """The Gauss–Hermite path, available for every activation (used to cross-check)."""
         k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
         f = self.derivative if derivative else self.fn
@@ -348,8 +348,9 @@ def _safe_ratio(num: Any, den: Any, ops: Any) -> Any:
     return num / den if den != 0 else mpmath.mpf(1)
 
 
-def abrelu_gap_step(a: float, b: float, k11: Any, k12: Any, k22: Any, gap: Any, cogap: Any,
-                    ops: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
+def abrelu_gap_step(
+    a: float, b: float, k11: Any, k12: Any, k22: Any, gap: Any, cogap: Any, ops: Any
+) -> tuple[Any, Any, Any, Any, Any, Any]:
     r"""One abrelu layer on covariances carrying :math:`g_\pm = \sqrt{k_{11}k_{22}} \mp k_{12}`.
 
     The angle is :math:`\theta = 2\,\mathrm{atan2}(\sqrt{g_-}, \sqrt{g_+})`, accurate for nearly
@@ -368,6 +369,9 @@ def abrelu_gap_step(a: float, b: float, k11: Any, k12: Any, k22: Any, gap: Any, 
     those of :math:`g_+'` are both non-negative near :math:`\theta = \pi`, so nothing cancels.
     Returns ``(k11', k12', k22', g_-', g_+', E[phi' phi'])``.
     """
+    # coefficients in the working precision, so that A - B pi = ab holds to that precision and
+    # the two branches below join continuously at pi/2 (a double-rounded ab breaks this)
+    a, b = ops.const(a), ops.const(b)
     big_a = (a * a + b * b) / 2
     big_b = (a - b) ** 2 / (2 * ops.pi)
     s = ops.sqrt(k11 * k22)
@@ -406,21 +410,32 @@ def _abrelu_moments(a: float, b: float) -> MomentFn:
         if M >= 1:
             out[1] = math.log(abs(a + b) / 2) if a + b != 0 else -math.inf
         for m in range(2, M + 1):
-            out[m] = (log_jump + _log_abs_hermite_e_at_zero(m - 2) - 0.5 * (m - 1) * math.log(q)
-                      - 0.5 * math.log(2 * math.pi))
+            out[m] = (
+                log_jump
+                + _log_abs_hermite_e_at_zero(m - 2)
+                - 0.5 * (m - 1) * math.log(q)
+                - 0.5 * math.log(2 * math.pi)
+            )
         return out
 
     return log_moments
 
 
 def _erf_dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
-    r""":math:`\mathbb E[\mathrm{erf}\,u\,\mathrm{erf}\,v] = \frac2\pi\arcsin\frac{2k_{12}}{\sqrt{(1+2k_{11})(1+2k_{22})}}`
-    (Williams 1997)."""
+    r"""Williams (1997):
+
+    .. math:: \mathbb E[\mathrm{erf}\,u\,\mathrm{erf}\,v]
+              = \frac2\pi\arcsin\frac{2k_{12}}{\sqrt{(1+2k_{11})(1+2k_{22})}}
+    """
     return (2 / ops.pi) * ops.asin(2 * k12 / ops.sqrt((1 + 2 * k11) * (1 + 2 * k22)))
 
 
 def _erf_dual_derivative(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
-    r""":math:`\mathbb E[\mathrm{erf}'u\,\mathrm{erf}'v] = \frac{4}{\pi}\bigl[(1+2k_{11})(1+2k_{22}) - 4k_{12}^2\bigr]^{-1/2}`."""
+    r"""Derivative dual of erf:
+
+    .. math:: \mathbb E[\mathrm{erf}'u\,\mathrm{erf}'v]
+              = \frac{4}{\pi}\bigl[(1+2k_{11})(1+2k_{22}) - 4k_{12}^2\bigr]^{-1/2}
+    """
     return (4 / ops.pi) / ops.sqrt((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12)
 
 
@@ -433,8 +448,12 @@ def _erf_moments(q: float, M: int) -> NDArray[np.float64]:
     for m in range(1, M + 1):
         k = m - 1
         if k % 2 == 0:
-            out[m] = (math.log(2 / math.sqrt(math.pi)) + math.lgamma(k + 1)
-                      - math.lgamma(k // 2 + 1) - 0.5 * m * math.log1p(2 * q))
+            out[m] = (
+                math.log(2 / math.sqrt(math.pi))
+                + math.lgamma(k + 1)
+                - math.lgamma(k // 2 + 1)
+                - 0.5 * m * math.log1p(2 * q)
+            )
     return out
 
 
@@ -527,8 +546,9 @@ def _gelu_moments(q: float, M: int) -> NDArray[np.float64]:
     if M >= 1:
         out[1] = math.log(0.5)
     for m in range(2, M + 1, 2):
-        out[m] = ((1 - m) * log_s + _log_abs_hermite_e_at_zero(m - 2) + log_phi0
-                  + math.log(m + q) - math.log1p(q))
+        out[m] = (
+            (1 - m) * log_s + _log_abs_hermite_e_at_zero(m - 2) + log_phi0 + math.log(m + q) - math.log1p(q)
+        )
     return out
 
 
@@ -580,8 +600,11 @@ def _monomial_moments(k: int) -> MomentFn:
         for m in range(min(k, M) + 1):
             r = k - m
             if r % 2 == 0 and (q > 0 or r == 0):
-                out[m] = (math.log(math.perm(k, m)) + (0.5 * r * math.log(q) if r else 0.0)
-                          + _log_abs_hermite_e_at_zero(r))
+                out[m] = (
+                    math.log(math.perm(k, m))
+                    + (0.5 * r * math.log(q) if r else 0.0)
+                    + _log_abs_hermite_e_at_zero(r)
+                )
         return out
 
     return log_moments
@@ -646,16 +669,24 @@ def gelu() -> Activation:
 def sin() -> Activation:
     """Sine; closed-form duals."""
     return Activation(
-        name="sin", fn=np.sin, derivative=np.cos, closed_dual=_sin_dual,
-        closed_dual_derivative=_cos_dual, log_moments=_trig_moments(0),
+        name="sin",
+        fn=np.sin,
+        derivative=np.cos,
+        closed_dual=_sin_dual,
+        closed_dual_derivative=_cos_dual,
+        log_moments=_trig_moments(0),
     )
 
 
 def cos() -> Activation:
     """Cosine; closed-form duals."""
     return Activation(
-        name="cos", fn=np.cos, derivative=lambda x: -np.sin(x), closed_dual=_cos_dual,
-        closed_dual_derivative=_sin_dual, log_moments=_trig_moments(1),
+        name="cos",
+        fn=np.cos,
+        derivative=lambda x: -np.sin(x),
+        closed_dual=_cos_dual,
+        closed_dual_derivative=_sin_dual,
+        log_moments=_trig_moments(1),
     )
 
 
@@ -693,9 +724,7 @@ def tanh() -> Activation:
 
 def sigmoid() -> Activation:
     """Logistic sigmoid (Gauss–Hermite duals)."""
-    return Activation(
-        name="sigmoid", fn=sc.expit, derivative=lambda x: sc.expit(x) * (1.0 - sc.expit(x))
-    )
+    return Activation(name="sigmoid", fn=sc.expit, derivative=lambda x: sc.expit(x) * (1.0 - sc.expit(x)))
 
 
 def silu() -> Activation:
@@ -748,9 +777,7 @@ def _numerical_derivative(fn: Callable) -> Callable:
     return deriv
 
 
-def get_activation(
-    activation: str | Activation | Callable, derivative: Callable | None = None
-) -> Activation:
+def get_activation(activation: str | Activation | Callable, derivative: Callable | None = None) -> Activation:
     """Resolve an activation given by name, :class:`Activation`, or vectorised callable.
 
     A plain callable gets Gauss–Hermite duals; its derivative is ``derivative`` if given, else

@@ -38,8 +38,7 @@ def parse_activation(text: str) -> act_mod.Activation:
     if name == "monomial" and len(values) == 1 and values[0].is_integer():
         return act_mod.monomial(int(values[0]))
     raise ValueError(
-        f"unknown parameterised activation {text!r}; use abrelu(a, b), leaky_relu(alpha) or"
-        " monomial(k)"
+        f"unknown parameterised activation {text!r}; use abrelu(a, b), leaky_relu(alpha) or monomial(k)"
     )
 
 
@@ -54,35 +53,69 @@ def cli() -> None:
 
 
 @cli.command("spectrum")
-@click.option("--activation", default="relu", show_default=True,
-              help="relu, erf, gelu, tanh, ..., or abrelu(a,b), leaky_relu(alpha), monomial(k).")
+@click.option(
+    "--activation",
+    default="relu",
+    show_default=True,
+    help="relu, erf, gelu, tanh, ..., or abrelu(a,b), leaky_relu(alpha), monomial(k).",
+)
 @click.option("--depth", default=3, show_default=True, type=int, help="Hidden layers L.")
 @click.option("--d", "dim", default=30, show_default=True, type=int, help="Input dimension d.")
 @click.option("--lmax", default=50, show_default=True, type=int, help="Highest degree.")
 @click.option("--kind", type=click.Choice(["ntk", "nngp"]), default="ntk", show_default=True)
 @click.option("--weight-var", default=2.0, show_default=True, type=float, help="sigma_w^2.")
-@click.option("--bias-var", default=0.0, show_default=True, type=float,
-              help="sigma_b^2 (0 = no bias).")
-@click.option("--parameterization", type=click.Choice(["ntk", "standard"]), default="ntk",
-              show_default=True)
+@click.option("--bias-var", default=0.0, show_default=True, type=float, help="sigma_b^2 (0 = no bias).")
+@click.option("--parameterization", type=click.Choice(["ntk", "standard"]), default="ntk", show_default=True)
 @click.option("--width", default=None, type=int, help="Hidden width (standard parameterization).")
-@click.option("--method", type=click.Choice(["auto", "series", "quadrature", "mpmath"]),
-              default="auto", show_default=True)
-@click.option("--rtol", default=1e-10, show_default=True, type=float,
-              help="Target relative accuracy of every eigenvalue.")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "series", "quadrature", "mpmath"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--rtol",
+    default=1e-10,
+    show_default=True,
+    type=float,
+    help="Target relative accuracy of every eigenvalue.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
-              help="Write a log-scale plot to this PNG file.")
-def spectrum_cmd(activation: str, depth: int, dim: int, lmax: int, kind: str, weight_var: float,
-                 bias_var: float, parameterization: str, width: int | None, method: str,
-                 rtol: float, as_json: bool, plot_path: str | None) -> None:
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write a log-scale plot to this PNG file.",
+)
+def spectrum_cmd(
+    activation: str,
+    depth: int,
+    dim: int,
+    lmax: int,
+    kind: str,
+    weight_var: float,
+    bias_var: float,
+    parameterization: str,
+    width: int | None,
+    method: str,
+    rtol: float,
+    as_json: bool,
+    plot_path: str | None,
+) -> None:
     """Eigenvalues of an MLP's NTK or NNGP on the sphere S^(d-1) (Funk-Hecke).
 
     Prints degree l, eigenvalue lambda_l, multiplicity N(d,l), N*lambda and the cumulative
     fraction of the trace k(1) = sum_l N(d,l) lambda_l.
     """
-    mlp = MLP(depth, parse_activation(activation), weight_var, bias_var,
-              parameterization=parameterization, width=width)
+    mlp = MLP(
+        depth,
+        parse_activation(activation),
+        weight_var,
+        bias_var,
+        parameterization=parameterization,
+        width=width,
+    )
     kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
     spec = compute_spectrum(kernel, dim, lmax, method=method, rtol=rtol)
     if as_json:

@@ -66,8 +66,7 @@ def _per_layer(values: float | Sequence[float], n: int, name: str) -> tuple[floa
         vals = list(values)
         if len(vals) != n:
             raise ValueError(
-                f"{name} needs one value per Dense layer (depth + 1 = {n}, readout last),"
-                f" got {len(vals)}"
+                f"{name} needs one value per Dense layer (depth + 1 = {n}, readout last), got {len(vals)}"
             )
     else:
         vals = [values] * n
@@ -138,8 +137,9 @@ class Kernel:
             raise ValueError("cosines t must lie in [-1, 1]")
         return self._eval(np.clip(t, -1.0, 1.0), d)
 
-    def _eval(self, t: NDArray[np.float64], d: int | None,
-              gaps: tuple[Any, Any] | None = None) -> NDArray[np.float64]:
+    def _eval(
+        self, t: NDArray[np.float64], d: int | None, gaps: tuple[Any, Any] | None = None
+    ) -> NDArray[np.float64]:
         """Evaluate on clipped cosines; ``gaps`` = (1 - t, 1 + t) computed exactly, if known."""
         raise NotImplementedError
 
@@ -161,10 +161,8 @@ class Kernel:
         """Taylor coefficients :math:`b_0..b_{n_{max}}` of :math:`k(t)` at 0, or None."""
         return None
 
-    def log_taylor_coefficients(
-        self, n_max: int, d: int | None = None
-    ) -> NDArray[np.float64] | None:
-        """:math:`\log b_n` (``-inf`` for zeros), or None; exact where ``b_n`` underflows."""
+    def log_taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
+        r""":math:`\log b_n` (``-inf`` for zeros), or None; exact where ``b_n`` underflows."""
         b = self.taylor_coefficients(n_max, d)
         if b is None:
             return None
@@ -183,23 +181,24 @@ class Kernel:
         return self._eval(t, d)
 
 
-def _gram_inputs(
-    X1: ArrayLike, X2: ArrayLike | None
-) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+def _gram_inputs(X1: ArrayLike, X2: ArrayLike | None) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
     A = check_finite_array(X1, "X1", ndim=2)
     B = A if X2 is None else check_finite_array(X2, "X2", ndim=2)
     if A.shape[1] != B.shape[1]:
-        raise ValueError(
-            f"X1 and X2 have different feature dimensions ({A.shape[1]} != {B.shape[1]})"
-        )
+        raise ValueError(f"X1 and X2 have different feature dimensions ({A.shape[1]} != {B.shape[1]})")
     if A.shape[1] < 1:
         raise ValueError("X1 must have at least one feature")
     return A, B, A.shape[1]
 
 
 # --------------------------------------------------------------------------- MLP kernels
-def _input_gaps(A: NDArray[np.float64], B: NDArray[np.float64], n1: NDArray[np.float64],
-                n2: NDArray[np.float64], k12: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+def _input_gaps(
+    A: NDArray[np.float64],
+    B: NDArray[np.float64],
+    n1: NDArray[np.float64],
+    n2: NDArray[np.float64],
+    k12: NDArray[np.float64],
+) -> tuple[NDArray, NDArray]:
     r""":math:`\sqrt{k_{11}k_{22}} \mp k_{12}` of the inputs without cancellation.
 
     Equal to :math:`\tfrac12\sqrt{k_{11}k_{22}}\,\lVert\hat x \mp \hat x'\rVert^2` (unit vectors);
@@ -247,8 +246,16 @@ class MLPKernel(Kernel):
         if self.kind == "ntk" and self.mlp.parameterization == "standard" and d is None:
             raise ValueError("the standard-parameterisation NTK depends on the input dimension d")
 
-    def _recursion(self, k11: Any, k12: Any, k22: Any, n_in0: int | None, ops: Any,
-                   gaps: tuple[Any, Any] | None = None, both: bool = False) -> Any:
+    def _recursion(
+        self,
+        k11: Any,
+        k12: Any,
+        k22: Any,
+        n_in0: int | None,
+        ops: Any,
+        gaps: tuple[Any, Any] | None = None,
+        both: bool = False,
+    ) -> Any:
         """Run the layer recursion on covariances; returns the requested kernel.
 
         ``gaps`` are :math:`\\sqrt{k_{11}k_{22}} \\mp k_{12}` of the inputs, computed without
@@ -284,7 +291,11 @@ class MLPKernel(Kernel):
                     gap, cogap = w * gap, w * cogap + 2 * b
                 k11, k12, k22 = new11, w * k12 + b, (new11 if same_diag else new22)
             else:
-                k11, k12, k22 = w * k11 + b, w * k12 + b, (w * k11 + b if same_diag else w * k22 + b)
+                k11, k12, k22 = (
+                    w * k11 + b,
+                    w * k12 + b,
+                    (w * k11 + b if same_diag else w * k22 + b),
+                )
             if want_ntk and not standard:
                 theta = k12 + w * theta
             if layer == mlp.depth:
@@ -316,8 +327,9 @@ class MLPKernel(Kernel):
             return k12, theta
         return theta if want_ntk else k12
 
-    def _eval(self, t: NDArray[np.float64], d: int | None,
-              gaps: tuple[Any, Any] | None = None) -> NDArray[np.float64]:
+    def _eval(
+        self, t: NDArray[np.float64], d: int | None, gaps: tuple[Any, Any] | None = None
+    ) -> NDArray[np.float64]:
         self._needs_d(d)
         one = np.ones_like(t)
         if gaps is None:
@@ -378,8 +390,9 @@ def _diagonal_variances(mlp: MLP, sq: NDArray[np.float64]) -> list[NDArray[np.fl
     return out
 
 
-def _abrelu_tile(mlp: MLP, k12: NDArray[np.float64], qs1: list[NDArray], qs2: list[NDArray],
-                 d: int) -> tuple[NDArray, NDArray, NDArray]:
+def _abrelu_tile(
+    mlp: MLP, k12: NDArray[np.float64], qs1: list[NDArray], qs2: list[NDArray], d: int
+) -> tuple[NDArray, NDArray, NDArray]:
     """Fast arccos recursion for one tile; returns (nngp, ntk, mask of ill-conditioned entries).
 
     Entries whose correlation ever exceeds 0.999 in absolute value (angle below ~0.045, where
@@ -482,15 +495,13 @@ def nngp_ntk_gram(
             for m in (nngp, ntk):
                 tile = m[r0:r1, r0:r1]
                 m[r0:r1, r0:r1] = np.triu(tile) + np.triu(tile, 1).T
-        g, t = kernel._recursion(sq1, sq1, sq1, d, NUMPY_OPS, (np.zeros_like(sq1), 2 * sq1),
-                                 both=True)
+        g, t = kernel._recursion(sq1, sq1, sq1, d, NUMPY_OPS, (np.zeros_like(sq1), 2 * sq1), both=True)
         np.fill_diagonal(nngp, g)
         np.fill_diagonal(ntk, t)
     return nngp, ntk
 
 
-def _pair_gaps(a: NDArray, b: NDArray, n1: NDArray, n2: NDArray,
-               k12: NDArray) -> tuple[NDArray, NDArray]:
+def _pair_gaps(a: NDArray, b: NDArray, n1: NDArray, n2: NDArray, k12: NDArray) -> tuple[NDArray, NDArray]:
     """Input gaps sqrt(k11 k22) -+ k12 for matched rows of ``a`` and ``b`` (no cancellation)."""
     s = np.sqrt(n1 * n2)
     na = np.linalg.norm(a, axis=1)
@@ -563,8 +574,9 @@ class DotProductKernel(Kernel):
     def has_mp(self) -> bool:
         return self.mp_fn is not None
 
-    def _eval(self, t: NDArray[np.float64], d: int | None,
-              gaps: tuple[Any, Any] | None = None) -> NDArray[np.float64]:
+    def _eval(
+        self, t: NDArray[np.float64], d: int | None, gaps: tuple[Any, Any] | None = None
+    ) -> NDArray[np.float64]:
         out = np.asarray(self.fn(t), dtype=np.float64)
         return np.broadcast_to(out, t.shape).copy() if out.shape != t.shape else out
 
@@ -580,9 +592,7 @@ class DotProductKernel(Kernel):
             return None
         return np.asarray(self._taylor(n_max), dtype=np.float64)
 
-    def log_taylor_coefficients(
-        self, n_max: int, d: int | None = None
-    ) -> NDArray[np.float64] | None:
+    def log_taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
         if self._log_taylor is not None:
             return np.asarray(self._log_taylor(n_max), dtype=np.float64)
         return super().log_taylor_coefficients(n_max, d)
@@ -604,7 +614,7 @@ def _from_sympy(expr: sympy.Expr) -> DotProductKernel:
     taylor = None
     if expr.is_polynomial(t):
         poly = sympy.Poly(expr, t)
-        coeffs = [float(poly.coeff_monomial(t**n)) for n in range(poly.degree() + 1)]
+        coeffs = [float(poly.coeff_monomial(t**n)) for n in range(max(poly.degree(), 0) + 1)]
 
         def taylor(n_max: int, _c: list[float] = coeffs) -> NDArray[np.float64]:
             out = np.zeros(n_max + 1)
@@ -616,8 +626,9 @@ def _from_sympy(expr: sympy.Expr) -> DotProductKernel:
             rest = sum(abs(v) for v in _c[n_max + 1 :])
             return math.log(rest) if rest > 0 else -math.inf
 
-        return DotProductKernel(np_fn, mp_fn=mp_fn, taylor=taylor, name=str(expr),
-                                log_taylor_remainder=log_remainder)
+        return DotProductKernel(
+            np_fn, mp_fn=mp_fn, taylor=taylor, name=str(expr), log_taylor_remainder=log_remainder
+        )
     return DotProductKernel(np_fn, mp_fn=mp_fn, taylor=taylor, name=str(expr))
 
 
@@ -654,8 +665,11 @@ def exponential_kernel(scale: float = 1.0) -> DotProductKernel:
         return float(-(n_max + 1) * np.log(s) - gammaln(n_max + 2) - math.log1p(-ratio))
 
     return DotProductKernel(
-        lambda t: np.exp(t / s), mp_fn=lambda t: mpmath.exp(t / s), log_taylor=log_taylor,
-        log_taylor_remainder=log_remainder, name=f"exp(t/{s:g})",
+        lambda t: np.exp(t / s),
+        mp_fn=lambda t: mpmath.exp(t / s),
+        log_taylor=log_taylor,
+        log_taylor_remainder=log_remainder,
+        name=f"exp(t/{s:g})",
     )
 
 

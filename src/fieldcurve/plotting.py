@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from fieldcurve.spectrum import Spectrum  # noqa: E402
+from fieldcurve.spectrum import Spectrum
 
 __all__ = ["plot_spectrum"]
 

@@ -116,8 +116,7 @@ class Spectrum:
     def relative_errors(self) -> NDArray[np.float64]:
         """Error estimates relative to :math:`|\\lambda_l|` (inf for zeros)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.eigenvalues != 0, self.error_estimates / np.abs(self.eigenvalues),
-                            np.inf)
+            return np.where(self.eigenvalues != 0, self.error_estimates / np.abs(self.eigenvalues), np.inf)
 
     @property
     def weights(self) -> NDArray[np.float64]:
@@ -254,7 +253,7 @@ def _series(kernel: Kernel, d: int, lmax: int, n_max: int, k1: float) -> tuple[N
     for l in range(lmax + 1):
         n_star = max(l, n_max + 1 if (n_max + 1 - l) % 2 == 0 else n_max + 2)
         # mu_{l,n} (n >= n_star, same parity) is largest at n_star once decreasing, else at the peak
-        n_peak = max(n_star, int(math.ceil(_n_monotone(l, d))))
+        n_peak = max(n_star, math.ceil(_n_monotone(l, d)))
         n_peak += (n_peak - l) % 2
         err[l] = math.exp(log_rem + _log_mu(l, n_peak, d)) if log_rem > -math.inf else 0.0
     lam = np.exp(log_lam)
@@ -265,8 +264,13 @@ def _series(kernel: Kernel, d: int, lmax: int, n_max: int, k1: float) -> tuple[N
 def _log_mu(l: int, n: int, d: int) -> float:
     """log of the t^n eigenvalue in degree l (gammaln form; used for bounds only)."""
     return float(
-        gammaln(n + 1) + gammaln(d / 2) + gammaln((n - l + 1) / 2) - 0.5 * math.log(math.pi)
-        - l * math.log(2) - gammaln(n - l + 1) - gammaln((n + l + d) / 2)
+        gammaln(n + 1)
+        + gammaln(d / 2)
+        + gammaln((n - l + 1) / 2)
+        - 0.5 * math.log(math.pi)
+        - l * math.log(2)
+        - gammaln(n - l + 1)
+        - gammaln((n + l + d) / 2)
     )
 
 
@@ -292,10 +296,15 @@ def _estimated_log_remainder(log_b: NDArray[np.float64], k1: float) -> float:
 
 
 # --------------------------------------------------------------------------- high precision
-def _hp_node_count(lmax: int, d: int) -> int:
-    """Gauss–Legendre nodes in theta for the high-precision route (measured: lmax + 40 already
-    converges lambda_200 of a depth-5 ReLU NTK to 1e-34 at d = 2 and 10)."""
-    return int(lmax + 80 + 10 * math.sqrt(d))
+def _hp_node_count(lmax: int, d: int, dps: int = 30) -> int:
+    """Gauss–Legendre nodes in theta for the high-precision route.
+
+    ``lmax + 80`` resolves the oscillation of :math:`P_l(\\cos\\theta)` (measured: ``lmax + 40``
+    already converges lambda_200 of a depth-5 ReLU NTK to 1e-34 at d = 2 and 10); the weight
+    :math:`\\sin^{d-2}\\theta \\approx e^{-d(\\theta-\\pi/2)^2/2}` needs polynomial degree about
+    :math:`\\sqrt{d\\,\\ln 10^{\\mathrm{dps}}}` to be integrated to the working precision.
+    """
+    return int(lmax + 80 + 1.25 * math.sqrt(d * math.log(10) * (dps + 20)))
 
 
 @lru_cache(maxsize=8)
@@ -344,14 +353,13 @@ def _mp_theta_rule(n: int, dps: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return tuple(nodes), tuple(weights)
 
 
-def _hp_arb(kernel: Kernel, d: int, lmax: int, dps: int, degrees: list[int]) -> tuple[list, list]:
+def _hp_arb(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list]:
     """High-precision Funk–Hecke sums in python-flint arb (midpoint arithmetic, 20 guard digits)."""
     import flint
     from flint import arb
 
     from fieldcurve.activations import ARB_OPS
 
-    n = _hp_node_count(lmax, d)
     top = max(degrees)
     old = flint.ctx.dps
     flint.ctx.dps = dps + 20
@@ -366,8 +374,7 @@ def _hp_arb(kernel: Kernel, d: int, lmax: int, dps: int, degrees: list[int]) -> 
             half_s, half_c = (theta / 2).sin(), (theta / 2).cos()
             t = theta.cos().mid()
             gaps = (2 * half_s * half_s, 2 * half_c * half_c)
-            f = (w * pi / 2 * cd * theta.sin() ** (d - 2)
-                 * kernel.mp_eval(t, d, gaps, ops=ARB_OPS)).mid()
+            f = (w * pi / 2 * cd * theta.sin() ** (d - 2) * kernel.mp_eval(t, d, gaps, ops=ARB_OPS)).mid()
             p0, p1 = arb(1), t
             acc[0] += f
             mag[0] += abs(float(f))
@@ -382,15 +389,12 @@ def _hp_arb(kernel: Kernel, d: int, lmax: int, dps: int, degrees: list[int]) -> 
         flint.ctx.dps = old
 
 
-def _hp_mpmath(kernel: Kernel, d: int, lmax: int, dps: int, degrees: list[int]) -> tuple[list, list]:
+def _hp_mpmath(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list]:
     """High-precision Funk–Hecke sums in mpmath (20 guard digits)."""
-    n = _hp_node_count(lmax, d)
     nodes, weights = _mp_theta_rule(n, dps + 20)
     top = max(degrees)
     with mpmath.workdps(dps + 20):
-        cd = mpmath.gamma(mpmath.mpf(d) / 2) / (
-            mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2)
-        )
+        cd = mpmath.gamma(mpmath.mpf(d) / 2) / (mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2))
         acc = [mpmath.mpf(0)] * (top + 1)
         mag = [mpmath.mpf(0)] * (top + 1)
         for theta, w in zip(nodes, weights, strict=True):
@@ -408,11 +412,19 @@ def _hp_mpmath(kernel: Kernel, d: int, lmax: int, dps: int, degrees: list[int]) 
         return [+acc[l] for l in degrees], [mag[l] for l in degrees]
 
 
-def _high_precision(kernel: Kernel, d: int, lmax: int, dps: int, degrees: list[int],
-                    backend: str) -> tuple[list, list]:
+def _high_precision(
+    kernel: Kernel,
+    d: int,
+    lmax: int,
+    dps: int,
+    degrees: list[int],
+    backend: str,
+    nodes: int | None = None,
+) -> tuple[list, list]:
+    n = nodes or _hp_node_count(lmax, d, dps)
     if backend == "arb":
-        return _hp_arb(kernel, d, lmax, dps, degrees)
-    return _hp_mpmath(kernel, d, lmax, dps, degrees)
+        return _hp_arb(kernel, d, n, dps, degrees)
+    return _hp_mpmath(kernel, d, n, dps, degrees)
 
 
 def _hp_backend(kernel: Kernel) -> str:
@@ -421,14 +433,18 @@ def _hp_backend(kernel: Kernel) -> str:
     return "arb" if (ARB_OPS is not None and kernel.supports_arb) else "mpmath"
 
 
-def _mp_refine(kernel: Kernel, d: int, lmax: int, degrees: list[int], rtol: float,
-               max_dps: int, start_dps: int) -> dict[int, tuple[float, float, float]]:
-    """Raise precision until every degree meets rtol; returns {l: (log|lam|, sign, rel err)}.
+def _mp_refine(
+    kernel: Kernel, d: int, lmax: int, degrees: list[int], rtol: float, max_dps: int, start_dps: int
+) -> dict[int, tuple[float, float, float]]:
+    """Raise precision until every degree meets rtol, then check the node count.
 
-    The round-off estimate of a degree is :math:`10^{-\\mathrm{dps}}\\sum_i|w_i f_i P_l(t_i)|`
-    (20 guard digits are carried beyond ``dps``).
+    Returns {l: (log|lam|, sign, relative error estimate)}. The round-off estimate of a degree is
+    :math:`10^{-\\mathrm{dps}}\\sum_i|w_i f_i P_l(t_i)|` (20 guard digits are carried beyond
+    ``dps``); the truncation estimate is the change when the nodes are multiplied by 1.5
+    (doubled again, up to 8 times the initial count, while it exceeds ``rtol``).
     """
     out: dict[int, tuple[float, float, float]] = {}
+    values: dict[int, Any] = {}
     pending = list(degrees)
     dps = start_dps
     backend = _hp_backend(kernel)
@@ -438,18 +454,40 @@ def _mp_refine(kernel: Kernel, d: int, lmax: int, degrees: list[int], rtol: floa
         need = dps
         for l, v, m in zip(pending, vals, mags, strict=True):
             err = m * mpmath.mpf(10) ** (-dps)
-            if v != 0 and err <= rtol * abs(v):
-                out[l] = (float(mpmath.log(abs(v))), float(mpmath.sign(v)), float(err / abs(v)))
-            elif dps >= max_dps:
-                sign = float(mpmath.sign(v)) if v != 0 else 0.0
-                logv = float(mpmath.log(abs(v))) if v != 0 else -math.inf
-                out[l] = (logv, sign, float(err / abs(v)) if v != 0 else math.inf)
+            if abs(v) <= err:
+                if dps >= max_dps:  # zero within err (e.g. odd degrees of a one-layer ReLU NTK)
+                    values[l] = (mpmath.mpf(0), err)
+                else:  # only an upper bound so far: double the precision
+                    still.append(l)
+                    need = max(need, 2 * dps)
+            elif err <= rtol * abs(v) or dps >= max_dps:
+                values[l] = (v, err)
             else:
                 still.append(l)
-                ratio = m / max(abs(v), err)
-                need = max(need, int(float(mpmath.log10(ratio))) + int(-math.log10(rtol)) + 5)
+                need = max(need, int(float(mpmath.log10(m / abs(v)))) - int(math.log10(rtol)) + 5)
         pending = still
-        dps = min(max_dps, max(need, dps + 15))
+        if pending:
+            dps = min(max_dps, max(need, dps + 15))
+    # truncation check: more nodes must not move any value beyond rtol
+    check = [l for l in degrees if values[l][0] != 0]
+    n0 = n = _hp_node_count(lmax, d, dps)
+    while check:
+        n = int(1.5 * n) if n == n0 else 2 * n
+        vals, _ = _high_precision(kernel, d, lmax, dps, check, backend, n)
+        moved = []
+        for l, v in zip(check, vals, strict=True):
+            old, err = values[l]
+            delta = abs(v - old)
+            values[l] = (v, err + delta)
+            if delta > rtol * abs(v) / 10 and n < 8 * n0:
+                moved.append(l)
+        check = moved
+    for l in degrees:
+        v, err = values[l]
+        if v == 0:
+            out[l] = (-math.inf, 0.0, float(err))  # (log, sign, ABSOLUTE error) for zeros
+        else:
+            out[l] = (float(mpmath.log(abs(v))), float(mpmath.sign(v)), float(err / abs(v)))
     return out
 
 
@@ -550,11 +588,15 @@ def spectrum(
             if method == "auto":
                 finite = [log_lam[l] for l in bad if np.isfinite(log_lam[l])]
                 if finite:
-                    start = int(max(30, (math.log(abs(k1) + 1e-300) - min(finite)) / math.log(10)
-                                    - math.log10(rtol) + 5))
+                    start = int(
+                        max(
+                            30,
+                            (math.log(abs(k1) + 1e-300) - min(finite)) / math.log(10) - math.log10(rtol) + 5,
+                        )
+                    )
             refined = _mp_refine(kernel, d, lmax, bad, rtol, max_dps, min(start, max_dps))
             for l, (lv, sg, rel) in refined.items():
-                abs_err = rel * math.exp(lv) if math.isfinite(lv) else math.inf
+                abs_err = rel * math.exp(lv) if math.isfinite(lv) else rel
                 if method == "mpmath" or abs_err < err[l]:
                     log_lam[l], sign[l], err[l], methods[l] = lv, sg, abs_err, "mpmath"
 
@@ -571,7 +613,9 @@ def spectrum(
     positive = (sign > 0) & ~np.isnan(log_lam)
     log_out = np.where(positive, log_lam, -np.inf)
     lam_out = np.where(positive, lam, 0.0)
-    unresolved = [l for l in range(lmax + 1) if positive[l] and not err[l] <= rtol * math.exp(min(log_out[l], 700))]
+    unresolved = [
+        l for l in range(lmax + 1) if positive[l] and not err[l] <= rtol * math.exp(min(log_out[l], 700.0))
+    ]
     if unresolved and method == "auto":
         warnings.warn(
             f"{len(unresolved)} eigenvalue(s) (degrees {unresolved[:5]}...) could not be resolved to"
@@ -622,9 +666,7 @@ def _mu_symbolic(l: int, n: int, d: Any) -> Any:
     if n < l or (n - l) % 2:
         return sympy.Integer(0)
     k = (n - l) // 2
-    return sympy.factorial(n) / (
-        2**l * 4**k * sympy.factorial(k) * sympy.rf(sympy.Rational(1, 2) * d, l + k)
-    )
+    return sympy.factorial(n) / (2**l * 4**k * sympy.factorial(k) * sympy.rf(sympy.Rational(1, 2) * d, l + k))
 
 
 def symbolic_spectrum(expr: Any, d: Any, lmax: int) -> list[Any]:
@@ -649,7 +691,8 @@ def symbolic_spectrum(expr: Any, d: Any, lmax: int) -> list[Any]:
     poly = sympy.Poly(expr, t)
     coeffs = {m[0]: c for m, c in zip(poly.monoms(), poly.coeffs(), strict=True)}
     return [
-        sympy.factor(sympy.simplify(sum((c * _mu_symbolic(l, n, d) for n, c in coeffs.items()),
-                                        sympy.Integer(0))))
+        sympy.factor(
+            sympy.simplify(sum((c * _mu_symbolic(l, n, d) for n, c in coeffs.items()), sympy.Integer(0)))
+        )
         for l in range(lmax + 1)
     ]
