@@ -7,11 +7,13 @@ Oracles for :math:`\mathbb E[f(u)g(v)]`, :math:`(u, v) \sim \mathcal N(0, [[k_{1
   the inner :math:`z_2`-integral is a one-dimensional Gaussian smoothing of :math:`g` done with a
   textbook identity (e.g. :math:`\mathbb E[\max(X,0)] = m\Phi(m/\sigma) + \sigma\varphi(m/\sigma)`,
   each identity checked against ``mpmath.quad`` below), the outer :math:`z_1`-integral by
-  ``mpmath.quad`` at 30 digits, split at the kink and, for nearly parallel inputs, at the width
+  ``mpmath.quad`` (Gauss-Legendre, adaptive degree) at 30 digits on [-12, 12] (the Gaussian
+  tail beyond is below 1e-31), split at the kink and, for nearly parallel inputs, at the width
   :math:`s` of the smoothed kink.
 * ``trapezoid``: for activations without any closed form (tanh, sigmoid, silu, softplus), the
   full two-dimensional integral by the trapezoidal rule on :math:`\mathbb R^2` at 30 digits
-  (exponentially convergent for analytic integrands; step 1/6 gives ~1e-18 here, checked).
+  (exponentially convergent for analytic integrands: error ~exp(-2 pi d / h) for poles at
+  distance d from the real axis; the steps used give <= 1e-15 relative, checked below).
 * ``exact``: monomials by exact rational arithmetic (``fractions``) from the same Cholesky
   expansion, a different expansion from the pairing sum used in the code.
 
@@ -30,7 +32,7 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.special as sc
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fieldcurve import activations as A
@@ -65,6 +67,16 @@ class Spec:
     smooth: Callable | None = None
     dsmooth: Callable | None = None
     monomial_degree: int | None = None
+    trapezoid_step: float = 1 / 6  # for the trapezoid oracle (no closed-form smoothing)
+
+
+TAIL = 12  # |z| > 12 carries Gaussian mass < 1e-32
+
+
+def normal_expectation(h: Callable, points=(0,)) -> mpmath.mpf:
+    """E[h(Z)], Z ~ N(0, 1), by mpmath Gauss-Legendre quadrature on [-12, 12] split at points."""
+    inner = sorted({mpf(p) for p in points if -TAIL < p < TAIL})
+    return mpmath.quad(lambda z: h(z) * npdf(z), [-TAIL, *inner, TAIL], method="gauss-legendre")
 
 
 def abrelu_spec(a: float, b: float) -> Spec:
@@ -90,13 +102,15 @@ def abrelu_spec(a: float, b: float) -> Spec:
 
 
 def erf_spec() -> Spec:
-    c = 2 / mpmath.sqrt(mpmath.pi)
+    def c():  # 2/sqrt(pi) at the working precision of the call
+        return 2 / mpmath.sqrt(mpmath.pi)
+
     return Spec(
         f=mpmath.erf,
-        df=lambda x: c * mpmath.exp(-x * x),
+        df=lambda x: c() * mpmath.exp(-x * x),
         # E[erf(X)] = erf(m / sqrt(1 + 2 s^2)); E[exp(-X^2)] = exp(-m^2/(1+2s^2)) / sqrt(1+2s^2)
         smooth=lambda m, s: mpmath.erf(m / mpmath.sqrt(1 + 2 * s * s)),
-        dsmooth=lambda m, s: c * mpmath.exp(-m * m / (1 + 2 * s * s)) / mpmath.sqrt(1 + 2 * s * s),
+        dsmooth=lambda m, s: c() * mpmath.exp(-m * m / (1 + 2 * s * s)) / mpmath.sqrt(1 + 2 * s * s),
     )
 
 
@@ -109,9 +123,7 @@ def gelu_spec() -> Spec:
         tau = mpmath.sqrt(1 + s * s)
         return ncdf(m / tau) + m / (tau * tau) * npdf(m / tau) / tau
 
-    return Spec(
-        f=lambda x: x * ncdf(x), df=lambda x: ncdf(x) + x * npdf(x), smooth=smooth, dsmooth=dsmooth
-    )
+    return Spec(f=lambda x: x * ncdf(x), df=lambda x: ncdf(x) + x * npdf(x), smooth=smooth, dsmooth=dsmooth)
 
 
 def sin_spec() -> Spec:
@@ -155,14 +167,26 @@ CLOSED_FORM = {
     "identity": (A.identity, lambda: monomial_spec(1)),
 }
 
+# trapezoid steps: tanh has poles at +-i pi/2 (distance >= 1.11 in z for variances <= 2), the
+# others at +-i pi (distance >= 2.2): exp(-2 pi d / h) <= 1e-18 in both cases
 NO_CLOSED_FORM = {
     "tanh": (A.tanh, Spec(f=mpmath.tanh, df=lambda x: 1 / mpmath.cosh(x) ** 2)),
-    "sigmoid": (A.sigmoid, Spec(f=msigmoid, df=lambda x: msigmoid(x) * (1 - msigmoid(x)))),
+    "sigmoid": (
+        A.sigmoid,
+        Spec(f=msigmoid, df=lambda x: msigmoid(x) * (1 - msigmoid(x)), trapezoid_step=1 / 4),
+    ),
     "silu": (
         A.silu,
-        Spec(f=lambda x: x * msigmoid(x), df=lambda x: msigmoid(x) * (1 + x * (1 - msigmoid(x)))),
+        Spec(
+            f=lambda x: x * msigmoid(x),
+            df=lambda x: msigmoid(x) * (1 + x * (1 - msigmoid(x))),
+            trapezoid_step=1 / 4,
+        ),
     ),
-    "softplus": (A.softplus, Spec(f=lambda x: mpmath.log1p(mpmath.exp(x)), df=msigmoid)),
+    "softplus": (
+        A.softplus,
+        Spec(f=lambda x: mpmath.log1p(mpmath.exp(x)), df=msigmoid, trapezoid_step=1 / 4),
+    ),
 }
 
 
@@ -188,12 +212,10 @@ def iterated(f, smooth, k11: float, k12: float, k22: float) -> mpmath.mpf:
         points = [mpf(0)]
         if 0 < s < mpf(1) / 10:  # the smoothed kink of g has width ~ s around z1 = 0
             points = [-10 * s, mpf(0), 10 * s]
-        return mpmath.quad(
-            lambda z: f(a * z) * smooth(b * rho * z, b * s) * npdf(z), [-INF, *points, INF]
-        )
+        return normal_expectation(lambda z: f(a * z) * smooth(b * rho * z, b * s), points)
 
 
-def trapezoid(f, g, k11: float, k12: float, k22: float, h: float = 1 / 6, radius: float = 9.0):
+def trapezoid(f, g, k11: float, k12: float, k22: float, h: float, radius: float = 9.0):
     """E[f(u) g(v)] by the trapezoidal rule on R^2 (disk of the given radius) at 30 digits."""
     with mpmath.workdps(DPS):
         a, b, rho, s = cholesky(k11, k12, k22)
@@ -205,8 +227,9 @@ def trapezoid(f, g, k11: float, k12: float, k22: float, h: float = 1 / 6, radius
         for x, wx in zip(z, w, strict=True):
             fx = f(a * x) * wx
             c = b * rho * x
-            inner = [g(c + b * s * y) * wy for y, wy in zip(z, w, strict=True)
-                     if x * x + y * y <= radius * radius]
+            inner = [
+                g(c + b * s * y) * wy for y, wy in zip(z, w, strict=True) if x * x + y * y <= radius * radius
+            ]
             total.append(fx * mpmath.fsum(inner))
         return mpmath.fsum(total) * h * h / (2 * mpmath.pi)
 
@@ -217,10 +240,10 @@ def one_dimensional(f, g, k11: float, k12: float, k22: float) -> mpmath.mpf:
         k11, k12, k22 = mpf(k11), mpf(k12), mpf(k22)
         if k11 == 0:  # u = 0
             b = mpmath.sqrt(k22)
-            return f(mpf(0)) * mpmath.quad(lambda z: g(b * z) * npdf(z), [-INF, 0, INF])
+            return f(mpf(0)) * normal_expectation(lambda z: g(b * z))
         a = mpmath.sqrt(k11)
         c = k12 / a  # v = c z exactly when rho = +-1
-        return mpmath.quad(lambda z: f(a * z) * g(c * z) * npdf(z), [-INF, 0, INF])
+        return normal_expectation(lambda z: f(a * z) * g(c * z))
 
 
 def monomial_exact(k: int, k11: float, k12: float, k22: float) -> Fraction:
@@ -235,8 +258,10 @@ def monomial_exact(k: int, k11: float, k12: float, k22: float) -> Fraction:
         return math.prod(range(n, 0, -2)) if n > 0 else 1
 
     return sum(
-        (math.comb(k, j) * dfact(j - 1) * dfact(2 * k - j - 1) * k12 ** (k - j) * det ** (j // 2)
-         for j in range(0, k + 1, 2)),
+        (
+            math.comb(k, j) * dfact(j - 1) * dfact(2 * k - j - 1) * k12 ** (k - j) * det ** (j // 2)
+            for j in range(0, k + 1, 2)
+        ),
         Fraction(0),
     )
 
@@ -256,7 +281,7 @@ def oracle(name: str, k11: float, k12: float, k22: float, derivative: bool = Fal
     smooth = spec.dsmooth if derivative else spec.smooth
     if smooth is not None:
         return float(iterated(f, smooth, k11, k12, k22))
-    return float(trapezoid(f, f, k11, k12, k22))
+    return float(trapezoid(f, f, k11, k12, k22, spec.trapezoid_step))
 
 
 def cauchy_schwarz_scale(name: str, k11: float, k22: float, derivative: bool) -> float:
@@ -300,8 +325,11 @@ QUAD_COVARIANCES = {  # variances <= 2
 
 @pytest.mark.parametrize(
     ("name", "m", "s"),
-    [(n, m, s) for n in ("abrelu(-0.3,1.5)", "erf", "gelu", "sin", "cos")
-     for m, s in ((0.3, 0.7), (-1.1, 0.05), (0.0, 1.9))],
+    [
+        (n, m, s)
+        for n in ("abrelu(-0.3,1.5)", "erf", "gelu", "sin", "cos")
+        for m, s in ((0.3, 0.7), (-1.1, 0.05), (0.0, 1.9))
+    ],
 )
 def test_oracle_smoothing_identities_against_mpmath_quad(name: str, m: float, s: float) -> None:
     spec = spec_of(name)
@@ -315,20 +343,23 @@ def test_oracle_smoothing_identities_against_mpmath_quad(name: str, m: float, s:
 
 def test_oracles_agree_with_each_other() -> None:
     sin = spec_of("sin")
-    for cov in (COVARIANCES["generic"], COVARIANCES["near_parallel"]):
-        a = iterated(sin.f, sin.smooth, *cov)
-        b = trapezoid(sin.f, sin.f, *cov)
-        assert abs(a - b) < 1e-20
     cube = spec_of("monomial(3)")
-    cov = COVARIANCES["unequal"]
-    via_quad = iterated(cube.f, lambda m, s: m**3 + 3 * m * s * s, *cov)
-    assert abs(via_quad - mpf(monomial_exact(3, *cov))) < 1e-25
-    # the trapezoid step is converged: a finer step changes nothing at 1e-17
-    tanh = spec_of("tanh")
-    cov = QUAD_COVARIANCES["large"]
-    coarse = trapezoid(tanh.f, tanh.f, *cov)
-    fine = trapezoid(tanh.f, tanh.f, *cov, h=1 / 8, radius=10.0)
-    assert abs(coarse - fine) < 1e-17
+    with mpmath.workdps(DPS):
+        for cov in (COVARIANCES["generic"], COVARIANCES["near_parallel"]):
+            a = iterated(sin.f, sin.smooth, *cov)
+            b = trapezoid(sin.f, sin.f, *cov, h=1 / 6)
+            assert abs(a - b) < 1e-17
+        cov = COVARIANCES["unequal"]
+        via_quad = iterated(cube.f, lambda m, s: m**3 + 3 * m * s * s, *cov)
+        exact = monomial_exact(3, *cov)
+        assert abs(via_quad - mpf(exact.numerator) / exact.denominator) < 1e-25
+        # the trapezoid steps are converged: finer steps and a larger disk change nothing
+        cov = QUAD_COVARIANCES["large"]
+        for name in ("tanh", "sigmoid"):
+            spec = spec_of(name)
+            coarse = trapezoid(spec.df, spec.df, *cov, h=spec.trapezoid_step)
+            fine = trapezoid(spec.df, spec.df, *cov, h=spec.trapezoid_step * 0.75, radius=10.0)
+            assert abs(coarse - fine) < 1e-15 * abs(fine)
 
 
 # ----------------------------------------------------------------------------- closed forms
@@ -353,23 +384,52 @@ def test_closed_form_dual_zero_variance(name: str) -> None:
             assert_matches_oracle(act.dual_derivative(*cov), name, cov, True, 1e-13)
 
 
-def test_closed_form_dual_broadcasts() -> None:
-    act = A.gelu()
+@pytest.mark.parametrize("name", ["relu", "monomial(3)"])
+def test_closed_form_dual_broadcasts(name: str) -> None:
+    act = CLOSED_FORM[name][0]()
     k11 = np.array([[0.8], [1.3]])
     k12 = np.array([0.5, -0.2, 0.0])
-    out = act.dual(k11, k12, 1.7)
-    assert out.shape == (2, 3)
-    for i, j in np.ndindex(2, 3):
-        assert out[i, j] == pytest.approx(oracle("gelu", float(k11[i, 0]), float(k12[j]), 1.7),
-                                          rel=1e-13, abs=1e-15)
+    for derivative, fn in ((False, act.dual), (True, act.dual_derivative)):
+        out = fn(k11, k12, 1.7)
+        assert out.shape == (2, 3)
+        for i, j in np.ndindex(2, 3):
+            expected = oracle(name, float(k11[i, 0]), float(k12[j]), 1.7, derivative)
+            assert out[i, j] == pytest.approx(expected, rel=1e-13, abs=1e-15)
+
+
+_R_EXACT = Fraction(1.3) * Fraction(0.7)
+
+
+@pytest.mark.parametrize("one_minus_rho", [1e-16, 1e-14, 1e-12])
+def test_abrelu_dual_nearly_parallel_inputs(one_minus_rho: float) -> None:
+    cov = (1.3, math.sqrt(1.3 * 0.7) * (1 - one_minus_rho), 0.7)
+    assert Fraction(cov[1]) ** 2 < _R_EXACT  # a valid covariance
+    assert_matches_oracle(A.relu().dual(*cov), "relu", cov, False, 1e-13)
+
+
+@pytest.mark.parametrize("one_minus_rho", [1e-16, 1e-14, 1e-12])
+def test_abrelu_dual_nearly_antiparallel_inputs(one_minus_rho: float) -> None:
+    cov = (1.3, -math.sqrt(1.3 * 0.7) * (1 - one_minus_rho), 0.7)
+    assert Fraction(cov[1]) ** 2 < _R_EXACT
+    value = float(A.relu().dual(*cov))
+    assert value >= 0.0
+    assert_matches_oracle(value, "relu", cov, False, 1e-13)
+
+
+def test_abrelu_derivative_dual_zero_variance_gram() -> None:
+    cov = np.diag([0.0, 1.0, 1.0])  # u1 = 0 (e.g. a zero input with no bias), u2, u3 iid
+    k11, k22 = np.diag(cov)[:, None] * np.ones(3), np.diag(cov)[None, :] * np.ones(3)
+    gram = A.relu().dual_derivative(k11, cov, k22)
+    assert np.linalg.eigvalsh(gram).min() >= -1e-12  # the code's value: -0.093
 
 
 # ----------------------------------------------------------------------------- quadrature path
 
 QUADRATURE_CASES = [
     (name, cov_name)
-    for name in ("sigmoid", "silu", "softplus", "erf", "gelu", "sin")
+    for name in ("tanh", "sigmoid", "silu", "softplus", "erf", "gelu", "sin")
     for cov_name in QUAD_COVARIANCES
+    if (name, cov_name) != ("tanh", "diagonal")  # in test_quadrature_path_diagonal_variance_scan
 ]
 
 
@@ -388,31 +448,36 @@ def test_quadrature_path_against_mpmath(name: str, cov_name: str) -> None:
         assert_matches_oracle(act.dual_derivative(*cov), name, cov, True, 1e-12)
 
 
-def test_tanh_quadrature_small_variance() -> None:
-    act = A.tanh()
-    for cov in ((0.3, 0.2, 0.5), (0.5, -0.45, 0.6)):
-        assert_matches_oracle(act.dual(*cov), "tanh", cov, False, 1e-12)
-        assert_matches_oracle(act.dual_derivative(*cov), "tanh", cov, True, 1e-12)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 96-node Gauss-Hermite gives tanh duals ~4e-9 (dual) / ~8e-8 (derivative)"
-    " relative at variance 2, against the documented 1e-12 for variances up to a few",
+@pytest.mark.parametrize(
+    "name",
+    ["tanh", "sigmoid", "silu", "softplus"],
 )
-def test_tanh_quadrature_variance_two() -> None:
-    act = A.tanh()
-    for cov_name in ("near_parallel", "large"):
-        cov = QUAD_COVARIANCES[cov_name]
-        assert_matches_oracle(act.dual(*cov), "tanh", cov, False, 1e-12)
-        assert_matches_oracle(act.dual_derivative(*cov), "tanh", cov, True, 1e-12)
+def test_quadrature_path_diagonal_variance_scan(name: str) -> None:
+    """E[phi(u)^2], E[phi'(u)^2] for variances 0.5..20 (one-dimensional mpmath oracle)."""
+    act = _activation(name)
+    worst = []
+    for k in (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0):
+        for derivative, fn in ((False, act.dual), (True, act.dual_derivative)):
+            ref = oracle(name, k, k, k, derivative)
+            err = abs(float(fn(k, k, k)) - ref) / abs(ref)
+            if err > 1e-12:
+                worst.append((k, derivative, err))
+    assert not worst, worst
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: quadrature_order >= ~370 overflows numpy's hermegauss weights -> NaN and"
-    " RuntimeWarnings, though the docs say to raise the order for larger variances",
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tanh", "softplus"])
+def test_quadrature_path_large_variance(name: str) -> None:
+    """Variances ~15 put tanh's poles at 0.4 from the real axis (in z): a hard case."""
+    spec = spec_of(name)
+    act = _activation(name)
+    cov = (15.0, -9.0, 12.0)
+    for derivative, fn in ((False, act.dual), (True, act.dual_derivative)):
+        f = spec.df if derivative else spec.f
+        ref = float(trapezoid(f, f, *cov, h=1 / 16, radius=9.0))
+        assert abs(float(fn(*cov)) - ref) <= 1e-12 * abs(ref)
+
+
 def test_quadrature_high_order_stays_finite() -> None:
     act = A.sigmoid()
     cov = QUAD_COVARIANCES["generic"]
@@ -424,8 +489,7 @@ def test_quadrature_high_order_stays_finite() -> None:
     [
         (sc.expit, None, "sigmoid", 1e-10),  # numerical derivative: documented ~1e-10
         (lambda x: np.logaddexp(0.0, x), None, "softplus", 1e-10),
-        (lambda x: x * sc.expit(x), lambda x: sc.expit(x) * (1 + x * (1 - sc.expit(x))),
-         "silu", 1e-12),
+        (lambda x: x * sc.expit(x), lambda x: sc.expit(x) * (1 + x * (1 - sc.expit(x))), "silu", 1e-12),
     ],
 )
 def test_get_activation_callable_uses_quadrature(fn, derivative, name, rtol_derivative) -> None:
@@ -455,7 +519,7 @@ def mehler_sum(log_g: np.ndarray, c: float, shift: int) -> float:
     return math.fsum(terms)
 
 
-@pytest.mark.parametrize(("q", "c"), [(1.3, 0.7), (1.3, -0.9), (0.4, 0.3)])
+@pytest.mark.parametrize(("q", "c"), [(1.3, -0.9), (0.4, 0.3)])
 @pytest.mark.parametrize("name", MOMENT_NAMES)
 def test_log_moments_mehler_identity(name: str, q: float, c: float) -> None:
     act = CLOSED_FORM[name][0]()
@@ -464,9 +528,7 @@ def test_log_moments_mehler_identity(name: str, q: float, c: float) -> None:
     assert log_g.dtype == np.float64
     cov = (q, c, q)
     assert mehler_sum(log_g, c, 0) == pytest.approx(oracle(name, *cov), rel=1e-13, abs=1e-15)
-    assert mehler_sum(log_g, c, 1) == pytest.approx(
-        oracle(name, *cov, True), rel=1e-13, abs=1e-15
-    )
+    assert mehler_sum(log_g, c, 1) == pytest.approx(oracle(name, *cov, True), rel=1e-13, abs=1e-15)
 
 
 def hermite_e(m: int, x):
@@ -479,8 +541,14 @@ def hermite_e(m: int, x):
     return h1
 
 
-@pytest.mark.parametrize("q", [0.6, 1.7])
-@pytest.mark.parametrize("name", MOMENT_NAMES)
+@pytest.mark.parametrize(
+    ("name", "q"),
+    [(n, 1.7 if i % 2 else 0.6) for i, n in enumerate(MOMENT_NAMES)]
+    + [
+        pytest.param(n, 1.7 if i % 2 == 0 else 0.6, marks=pytest.mark.slow)
+        for i, n in enumerate(MOMENT_NAMES)
+    ],
+)
 def test_log_moments_stein_identity(name: str, q: float) -> None:
     """g_m = E[phi^(m)(sqrt(q) z)] = q^(-m/2) E[phi(sqrt(q) z) He_m(z)] (Gaussian integration by
     parts; valid for the kinked activations too)."""
@@ -490,28 +558,23 @@ def test_log_moments_stein_identity(name: str, q: float) -> None:
     with mpmath.workdps(DPS):
         rq = mpmath.sqrt(mpf(q))
         for m in range(7):
-            g = mpmath.quad(lambda z, m=m: f(rq * z) * hermite_e(m, z) * npdf(z), [-INF, 0, INF])
-            g = g / rq**m
-            if abs(g) < mpf(10) ** -25:
+            g = normal_expectation(lambda z, m=m: f(rq * z) * hermite_e(m, z)) / rq**m
+            if abs(g) < mpf(10) ** -20:  # 30-digit quadrature noise of a vanishing moment
                 assert np.isneginf(log_g[m]), (name, m, log_g[m])
             else:
                 assert log_g[m] == pytest.approx(float(mpmath.log(abs(g))), rel=1e-13, abs=1e-14)
 
 
-@pytest.mark.parametrize("name", ["erf", "gelu", "sin"])
+@pytest.mark.parametrize("name", ["gelu", "sin", pytest.param("erf", marks=pytest.mark.slow), "cos"])
 def test_log_moments_numerical_derivative_route(name: str) -> None:
-    """g_m = d^m/dmu^m E[phi(mu + sqrt(q) z)] at mu = 0 by mpmath numerical differentiation."""
+    """g_m = E[phi^(m)(sqrt(q) z)] with phi^(m) by mpmath numerical differentiation."""
     q = 0.8
     f = spec_of(name).f
     log_g = CLOSED_FORM[name][0]().log_moments(q, 3)
     with mpmath.workdps(DPS):
         rq = mpmath.sqrt(mpf(q))
-
-        def smoothed(mu):
-            return mpmath.quad(lambda z: f(mu + rq * z) * npdf(z), [-INF, 0, INF])
-
         for m in range(1, 4):
-            g = mpmath.diff(smoothed, 0, m)
+            g = normal_expectation(lambda z, m=m: mpmath.diff(f, rq * z, m))
             if abs(g) < mpf(10) ** -20:
                 assert np.isneginf(log_g[m])
             else:
@@ -527,7 +590,7 @@ def test_log_moments_numerical_derivative_route(name: str) -> None:
         (lambda: A.abrelu(-0.3, 1.5), (0.8, 0.5, 1.7)),  # kinked, closed form
         (A.gelu, (1.3, -0.6, 0.7)),  # smooth, closed form
         (lambda: A.monomial(3), (0.8, 0.5, 1.2)),  # Wick
-        (A.softplus, (1.0, 0.7, 2.0)),  # Gauss-Hermite path
+        (A.softplus, (1.0, 0.7, 2.0)),  # quadrature path
         (lambda: get_activation(np.arctan), (1.5, 0.4, 0.5)),  # user callable
     ],
 )
@@ -535,7 +598,7 @@ def test_dual_monte_carlo(make, cov) -> None:
     act = make()
     k11, k12, k22 = cov
     rng = np.random.default_rng(20240531)
-    n = 400_000
+    n = 1_000_000
     z1, z2 = rng.standard_normal(n), rng.standard_normal(n)
     u = math.sqrt(k11) * z1
     rho = k12 / math.sqrt(k11 * k22)
@@ -545,7 +608,7 @@ def test_dual_monte_carlo(make, cov) -> None:
         (act.derivative(u) * act.derivative(v), act.dual_derivative(*cov)),
     ):
         mean, se = sample.mean(), sample.std(ddof=1) / math.sqrt(n)
-        assert 5 * se < 0.02 * abs(mean)  # the band can detect a 2% error
+        assert 5 * se < 0.05 * abs(mean)  # the band can detect a 5% error
         assert abs(mean - float(predicted)) <= 5 * se
 
 
@@ -580,8 +643,7 @@ def test_get_activation_resolves_names(name: str) -> None:
     assert isinstance(act, Activation)
     assert get_activation(f"  {name.upper()} ").name == act.name
     ref = REFERENCE_FUNCTIONS[name]
-    np.testing.assert_allclose(act(np.array(X_GRID)), [ref(x) for x in X_GRID], rtol=1e-14,
-                               atol=1e-15)
+    np.testing.assert_allclose(act(np.array(X_GRID)), [ref(x) for x in X_GRID], rtol=1e-14, atol=1e-15)
     # derivatives against mpmath numerical differentiation of the reference (away from kinks)
     with mpmath.workdps(DPS):
         expected = [float(mpmath.diff(_mp_reference(name), x)) for x in X_GRID]
@@ -669,17 +731,39 @@ def test_dual_symmetric_under_swap(name: str, k11: float, k22: float, rho: float
         assert abs(a - b) <= rtol * max(abs(a), scale, 1e-300), (name, k11, k12, k22, a, b)
 
 
+def exactly_psd(cov: np.ndarray) -> bool:
+    """All principal minors >= 0 in exact rational arithmetic (the float matrix is a covariance)."""
+    m = [[Fraction(float(x)) for x in row] for row in cov]
+    for i in range(3):
+        if m[i][i] < 0:
+            return False
+        for j in range(i + 1, 3):
+            if m[i][i] * m[j][j] - m[i][j] * m[j][i] < 0:
+                return False
+    det = (
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    )
+    return det >= 0
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     name=st.sampled_from([*HYPOTHESIS_ACTIVATIONS, "abrelu(a,b)"]),
-    entries=st.lists(st.floats(-1.4, 1.4), min_size=9, max_size=9),
+    entries=st.lists(
+        st.one_of(st.just(0.0), st.floats(1e-3, 1.4), st.floats(-1.4, -1e-3)),
+        min_size=9,
+        max_size=9,
+    ),
     rank=st.integers(1, 3),
     ab=st.tuples(st.floats(-2.0, 2.0), st.floats(-2.0, 2.0)),
 )
 def test_dual_gram_matrices_are_psd(name: str, entries, rank: int, ab) -> None:
     act = A.abrelu(*ab) if name == "abrelu(a,b)" else _activation(name)
     L = np.array(entries).reshape(3, 3)[:, :rank]
-    cov = L @ L.T  # PSD, possibly singular
+    cov = L @ L.T  # PSD in exact arithmetic, possibly singular; rounding may break that
+    assume(exactly_psd(cov))
     diag = np.diag(cov)
     k11, k22 = diag[:, None] * np.ones(3), diag[None, :] * np.ones(3)
     for fn in (act.dual, act.dual_derivative):

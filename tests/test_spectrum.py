@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import mpmath
@@ -12,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fieldcurve as fc
-from fieldcurve import spectrum as sp_mod
 from fieldcurve.activations import abrelu
 from fieldcurve.spectrum import (
     gram_spectrum,
@@ -20,6 +20,8 @@ from fieldcurve.spectrum import (
     spectrum,
     symbolic_spectrum,
 )
+
+sp_mod = importlib.import_module("fieldcurve.spectrum")
 
 
 def _rel(a: float, b: float) -> float:
@@ -204,7 +206,7 @@ def test_high_precision_route_is_converged_in_nodes(monkeypatch):
 # ----------------------------------------------------------------------------- structure
 def test_one_layer_relu_ntk_odd_degrees_vanish():
     """Bias-free one-hidden-layer ReLU NTK: lambda_l = 0 for odd l >= 3 (Bietti & Mairal 2019)."""
-    spec = spectrum(fc.ntk_kernel(fc.MLP(1, "relu", 2.0, 0.0)), 6, 15)
+    spec = spectrum(fc.ntk_kernel(fc.MLP(1, "relu", 2.0, 0.0)), 6, 15, max_dps=120)
     assert np.all(spec.eigenvalues[3::2] == 0)
     assert np.all(spec.eigenvalues[0:3] > 0) and np.all(spec.eigenvalues[2::2] > 0)
 
@@ -230,15 +232,15 @@ def test_polynomial_kernels_nonnegative_with_exact_trace(coeffs, d):
 
 
 def test_gram_spectrum_approaches_operator_eigenvalues():
-    """Top eigenvalues of K/P on P = 3000 uniform points approach lambda_l with multiplicity
-    N(d, l); the mean over each degenerate group is within 3% (sampling error ~ 1/sqrt(P))."""
+    """Top eigenvalues of K/P on P = 1500 uniform points approach lambda_l with multiplicity
+    N(d, l); the mean over each degenerate group is within 4% (sampling error ~ 1/sqrt(P))."""
     d = 3
     kernel = fc.exponential_kernel(1.0)
-    X = fc.sample_sphere(3000, d, seed=7)
+    X = fc.sample_sphere(1500, d, seed=7)
     top = gram_spectrum(kernel.gram(X))[:9]
     spec = spectrum(kernel, d, 3)
     groups = [top[:1].mean(), top[1:4].mean(), top[4:9].mean()]
-    np.testing.assert_allclose(groups, spec.eigenvalues[:3], rtol=0.03)
+    np.testing.assert_allclose(groups, spec.eigenvalues[:3], rtol=0.04)
 
 
 def test_symbolic_spectrum():

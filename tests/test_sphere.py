@@ -269,9 +269,7 @@ def test_legendre_orthogonality_mpmath(d: int, k: int, l: int) -> None:
         return mpmath.mpf(float(p[k] * p[l])) * (1 - t * t) ** (mpmath.mpf(d - 3) / 2)
 
     with mpmath.workdps(30):
-        c_d = mpmath.gamma(mpmath.mpf(d) / 2) / (
-            mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2)
-        )
+        c_d = mpmath.gamma(mpmath.mpf(d) / 2) / (mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2))
         value = float(c_d * mpmath.quad(integrand, [-1, 0, 1]))
     expected = 1.0 / harmonic_count(d, l) if k == l else 0.0
     assert abs(value - expected) <= 1e-13
@@ -474,11 +472,6 @@ def test_harmonic_features_depend_on_seed_not_on_other_points() -> None:
     assert not np.allclose(joint, harmonic_features(np.vstack([X, Z]), 3, 8, seed=22))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: orthonormality error grows like eps * cond(anchor Gram), up to ~1e-7 for a"
-    " complete degree-10 basis, not 'exact to round-off' as documented",
-)
 def test_harmonic_features_complete_basis_orthonormal_to_roundoff_for_every_seed() -> None:
     worst = 0.0
     for l in (5, 8, 10):
@@ -490,7 +483,6 @@ def test_harmonic_features_complete_basis_orthonormal_to_roundoff_for_every_seed
     assert worst <= 1e-12, worst
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="bug: num=0 crashes in eigh/min")
 def test_harmonic_features_zero_features() -> None:
     X = sample_sphere(4, 3, seed=0)
     assert harmonic_features(X, 2, 0, seed=1).shape == (4, 0)
@@ -535,8 +527,11 @@ OFF3 = ON3 * 1.01
         (lambda: zonal_harmonic(1, ON3, ON3[:, :2]), ValueError, r"different dimensions"),
         (lambda: zonal_harmonic(-1, ON3, ON3), ValueError, r"^degree must be >= 0"),
         (lambda: zonal_harmonic(1.0, ON3, ON3), TypeError, r"^degree must be"),
-        (lambda: zonal_harmonic(1, np.ones((3, 1)), np.ones((2, 1))), ValueError,
-         r"^X\.shape\[1\] must be >= 2"),
+        (
+            lambda: zonal_harmonic(1, np.ones((3, 1)), np.ones((2, 1))),
+            ValueError,
+            r"^X\.shape\[1\] must be >= 2",
+        ),
         (lambda: harmonic_features(ON3, 2, 6, seed=0), ValueError, r"^num = 6 exceeds .* N = 5"),
         (lambda: harmonic_features(ON3, 0, 2, seed=0), ValueError, r"^num = 2 exceeds"),
         (lambda: harmonic_features(ON3, 2, -1, seed=0), ValueError, r"^num must be >= 0"),
@@ -544,8 +539,11 @@ OFF3 = ON3 * 1.01
         (lambda: harmonic_features(ON3, -2, 1, seed=0), ValueError, r"^degree must be >= 0"),
         (lambda: harmonic_features(NAN3, 2, 3, seed=0), ValueError, r"^X contains NaN"),
         (lambda: harmonic_features(OFF3, 2, 3, seed=0), ValueError, r"^X must lie on the sphere"),
-        (lambda: harmonic_features(np.ones((3, 1)), 1, 1, seed=0), ValueError,
-         r"^X\.shape\[1\] must be >= 2"),
+        (
+            lambda: harmonic_features(np.ones((3, 1)), 1, 1, seed=0),
+            ValueError,
+            r"^X\.shape\[1\] must be >= 2",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_parameter_name(call, exc, pattern) -> None:

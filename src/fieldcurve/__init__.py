@@ -1,6 +1,8 @@
 """fieldcurve: predict the learning curve of a neural network before it is trained.
 
-Public API (re-exported names only); see the README for conventions.
+Public API (re-exported names only); see the README for conventions. Note that
+``fieldcurve.spectrum`` is the function; the module is ``importlib.import_module(
+"fieldcurve.spectrum")`` (or ``from fieldcurve.spectrum import ...``).
 """
 
 from fieldcurve import activations
@@ -13,9 +15,11 @@ from fieldcurve.kernels import (
     as_kernel,
     exponential_kernel,
     nngp_kernel,
+    nngp_ntk_gram,
     ntk_kernel,
     polynomial_kernel,
 )
+from fieldcurve.spectrum import Spectrum, gram_spectrum, spectrum, symbolic_spectrum
 from fieldcurve.sphere import (
     harmonic_features,
     legendre,
@@ -33,18 +37,23 @@ __all__ = [
     "DotProductKernel",
     "Kernel",
     "MLPKernel",
+    "Spectrum",
     "__version__",
     "activations",
     "as_kernel",
     "exponential_kernel",
     "get_activation",
+    "gram_spectrum",
     "harmonic_features",
     "legendre",
     "log_multiplicity",
     "multiplicity",
     "nngp_kernel",
+    "nngp_ntk_gram",
     "ntk_kernel",
     "polynomial_kernel",
     "sample_sphere",
+    "spectrum",
+    "symbolic_spectrum",
     "zonal_harmonic",
 ]

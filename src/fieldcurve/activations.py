@@ -8,11 +8,20 @@ activation provides
 
 in closed form where one exists (arc-cosine family: Cho & Saul 2009; erf: Williams 1997;
 sin/cos, monomials, identity: Gaussian moment identities; exact GELU: derived here from orthant
-moments, see :func:`_gelu_dual`) and otherwise by two-dimensional Gauss–Hermite quadrature with a
+moments, see :func:`_gelu_dual`) and otherwise by two-dimensional quadrature with a
 correlation-aware (Cholesky) change of variables, :math:`u = \sqrt{k_{11}}\,z_1`,
-:math:`v = \sqrt{k_{22}}\,(\rho z_1 + \sqrt{1-\rho^2} z_2)`, accurate to :math:`10^{-12}`
-relative for smooth :math:`\phi` at variances up to a few (the default order is 96 nodes per axis;
-raise ``quadrature_order`` for larger variances or activations with poles close to the real axis).
+:math:`v = \sqrt{k_{22}}\,(\rho z_1 + \sqrt{1-\rho^2} z_2)`, integrated over :math:`z_1, z_2`
+with the trapezoidal rule on :math:`[-8.5, 8.5]`. For :math:`\phi` analytic in the strip
+:math:`|\mathrm{Im}\,x| < \delta_\phi` (:math:`\pi/2` for tanh, :math:`\pi` for the logistic
+family) the integrand in :math:`z` is analytic in :math:`|\mathrm{Im}\,z| < \delta =
+\delta_\phi/\sqrt{k}` and the rule's error is :math:`\sim e^{-2\pi\delta/h}` (Trefethen &
+Weideman 2014); the step :math:`h = \min(0.25, 2\pi\delta/45)` puts it below
+:math:`10^{-16}`. This replaces the Gauss–Hermite rule first planned: at variance 1, 96
+Hermite nodes leave 1e-9 on tanh' and at variance 13, 256 nodes leave 7e-7, while the
+trapezoid reaches round-off with 69 and 300 nodes. Measured: :math:`\le 10^{-12}` relative
+against 30-digit mpmath for tanh, sigmoid, silu and softplus and their derivatives at
+variances up to 20 (``tests/test_activations.py``). :meth:`Activation.dual_quadrature` with
+an explicit ``order`` runs plain Gauss–Hermite for cross-checks.
 
 Closed-form activations also provide the *Gaussian derivative moments*
 :math:`g_m(q) = \mathbb E[\phi^{(m)}(\sqrt q z)]`, from which the Mehler expansion
@@ -38,6 +47,7 @@ import mpmath
 import numpy as np
 import scipy.special as sc
 from numpy.typing import NDArray
+from scipy.special import roots_hermitenorm
 
 __all__ = [
     "ARB_OPS",
@@ -215,6 +225,10 @@ class Activation:
         like :math:`\sqrt{m!}` for some activations.
     quadrature_order
         Gauss–Hermite nodes per axis for activations without closed forms.
+    singularity_distance
+        Distance from the real axis of the nearest complex singularity of :math:`\phi`
+        (``inf`` for entire functions); sets the quadrature rule and step. User callables get
+        a conservative 1.0.
     """
 
     name: str
@@ -224,6 +238,7 @@ class Activation:
     closed_dual_derivative: DualFn | None = field(default=None, repr=False)
     log_moments: MomentFn | None = field(default=None, repr=False)
     quadrature_order: int = 96
+    singularity_distance: float = 1.0
     scale_invariant_degree: int | None = field(default=None, repr=False)
     abrelu_params: tuple[float, float] | None = field(default=None, repr=False)
 
@@ -243,22 +258,29 @@ class Activation:
         k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
         if self.closed_dual is not None:
             return np.asarray(self.closed_dual(k11, k12, k22, NUMPY_OPS), dtype=np.float64)
-        return _gauss_hermite_2d(self.fn, self.fn, k11, k12, k22, self.quadrature_order)
+        return _gaussian_2d(self.fn, k11, k12, k22, self.quadrature_order, self.singularity_distance)
 
     def dual_derivative(self, k11: Any, k12: Any, k22: Any) -> NDArray[np.float64]:
         r""":math:`\mathbb E[\phi'(u)\phi'(v)]`, the derivative (NTK) map."""
         k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
         if self.closed_dual_derivative is not None:
             return np.asarray(self.closed_dual_derivative(k11, k12, k22, NUMPY_OPS), dtype=np.float64)
-        return _gauss_hermite_2d(self.derivative, self.derivative, k11, k12, k22, self.quadrature_order)
+        return _gaussian_2d(self.derivative, k11, k12, k22, self.quadrature_order, self.singularity_distance)
 
     def dual_quadrature(
         self, k11: Any, k12: Any, k22: Any, *, derivative: bool = False, order: int | None = None
     ) -> NDArray[np.float64]:
-        """The Gauss–Hermite path, available for every activation (used to cross-check)."""
+        """The quadrature path, available for every activation (used to cross-check).
+
+        With ``order`` given, plain Gauss–Hermite with that many nodes per axis; otherwise the
+        rule chosen as in :meth:`dual`.
+        """
         k11, k12, k22 = np.broadcast_arrays(*(np.asarray(k, dtype=np.float64) for k in (k11, k12, k22)))
         f = self.derivative if derivative else self.fn
-        return _gauss_hermite_2d(f, f, k11, k12, k22, order or self.quadrature_order)
+        if order is not None:
+            x, w = _hermite_rule(order)
+            return _rule_2d(f, k11, k12, k22, x, w)
+        return _gaussian_2d(f, k11, k12, k22, self.quadrature_order, self.singularity_distance)
 
 
 # --------------------------------------------------------------------------- quadrature path
@@ -267,24 +289,45 @@ _GH_CACHE: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
 
 def _hermite_rule(order: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Probabilists' Gauss–Hermite nodes and weights normalised to sum to 1."""
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"quadrature order must be a positive integer, got {order!r}")
     if order not in _GH_CACHE:
-        x, w = np.polynomial.hermite_e.hermegauss(order)
+        x, w = roots_hermitenorm(order)  # stable for large orders (numpy's hermegauss overflows)
         _GH_CACHE[order] = (x, w / w.sum())
     return _GH_CACHE[order]
 
 
-def _gauss_hermite_2d(
-    f: Callable, g: Callable, k11: NDArray, k12: NDArray, k22: NDArray, order: int
-) -> NDArray[np.float64]:
-    r"""Two-dimensional Gauss–Hermite estimate of :math:`\mathbb E[f(u)g(v)]`.
+def _trapezoid_rule(h: float, half_width: float = 8.5) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Trapezoidal nodes on [-L, L] with Gaussian weights normalised to sum to 1."""
+    n = math.ceil(half_width / h)
+    x = np.arange(-n, n + 1) * (half_width / n)
+    w = np.exp(-x * x / 2)
+    return x, w / w.sum()
 
-    Change of variables :math:`u = \sqrt{k_{11}} z_1`, :math:`v = \sqrt{k_{22}}(\rho z_1 +
-    \sqrt{1-\rho^2} z_2)` with independent standard normal :math:`z_1, z_2`; the inner integral over
-    :math:`z_2` is done first so the cost is ``order**2`` evaluations per entry.
-    """
+
+def _gaussian_2d(
+    f: Callable, k11: NDArray, k12: NDArray, k22: NDArray, order: int, distance: float
+) -> NDArray[np.float64]:
+    """Trapezoidal rule with the step set by the strip of analyticity (module docstring)."""
+    del order  # Gauss–Hermite order: used only by Activation.dual_quadrature(order=...)
     if np.any(k11 < 0) or np.any(k22 < 0):
         raise ValueError("variances k11 and k22 must be non-negative")
-    x, w = _hermite_rule(order)
+    top = float(max(np.max(k11, initial=0.0), np.max(k22, initial=0.0), 1e-300))
+    delta = distance / math.sqrt(top)
+    x, w = _trapezoid_rule(min(0.25, 2 * math.pi * delta / 45))
+    return _rule_2d(f, k11, k12, k22, x, w)
+
+
+def _rule_2d(
+    f: Callable, k11: NDArray, k12: NDArray, k22: NDArray, x: NDArray, w: NDArray
+) -> NDArray[np.float64]:
+    r"""Product-rule estimate of :math:`\mathbb E[f(u)f(v)]` on standard-normal nodes ``x``.
+
+    Change of variables :math:`u = \sqrt{k_{11}} z_1`, :math:`v = \sqrt{k_{22}}(\rho z_1 +
+    \sqrt{1-\rho^2} z_2)` with independent standard normal :math:`z_1, z_2`; the cost is
+    ``len(x)**2`` evaluations per entry, in chunks.
+    """
+    order = len(x)
     shape = k12.shape
     a = np.sqrt(k11.ravel())[:, None, None]
     b = np.sqrt(k22.ravel())[:, None, None]
@@ -299,7 +342,7 @@ def _gauss_hermite_2d(
         sl = slice(s, s + chunk)
         u = a[sl] * z1
         v = b[sl] * (rho[sl] * z1 + np.sqrt(1.0 - rho[sl] ** 2) * z2)
-        vals = f(u) * g(v)
+        vals = f(u) * f(v)
         out[sl] = np.einsum("nij,i,j->n", vals, w, w)
     return out.reshape(shape)
 
@@ -320,21 +363,23 @@ def _abrelu_dual(a: float, b: float) -> tuple[DualFn, DualFn]:
     .. math::
         \mathbb E[\phi\phi] = \frac{(a-b)^2}{2\pi}\sqrt{k_{11}k_{22}-k_{12}^2}
             + \Bigl[\frac{a^2+b^2}{2} - \frac{(a-b)^2\theta}{2\pi}\Bigr]k_{12},\qquad
-        \mathbb E[\phi'\phi'] = \frac{a^2+b^2}{2} - \frac{(a-b)^2\theta}{2\pi}.
+        \mathbb E[\phi'\phi'] = \frac{a^2+b^2}{2} - \frac{(a-b)^2\theta}{2\pi},
+
+    evaluated as in :func:`abrelu_gap_step` (angle from atan2 of the two gaps, the determinant
+    term as :math:`s(\sin\theta - \theta\cos\theta)`), so that the round-off of
+    :math:`\theta` cancels near :math:`\theta = 0` and :math:`\pi`. A zero variance makes
+    :math:`u` independent of :math:`v` (:math:`\theta = \pi/2`).
     """
 
-    def dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+    def _step(k11: Any, k12: Any, k22: Any, ops: Any) -> tuple[Any, ...]:
         s = ops.sqrt(k11 * k22)
-        theta = ops.acos(_safe_ratio(k12, s, ops))
-        det = ops.sqrt(ops.pos(k11 * k22 - k12 * k12))
-        return ((a - b) ** 2 / (2 * ops.pi)) * det + (
-            (a * a + b * b) / 2 - (a - b) ** 2 * theta / (2 * ops.pi)
-        ) * k12
+        return abrelu_gap_step(a, b, k11, k12, k22, ops.pos(s - k12), ops.pos(s + k12), ops)
+
+    def dual(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
+        return _step(k11, k12, k22, ops)[1]
 
     def dual_derivative(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:
-        s = ops.sqrt(k11 * k22)
-        theta = ops.acos(_safe_ratio(k12, s, ops))
-        return (a * a + b * b) / 2 - (a - b) ** 2 * theta / (2 * ops.pi)
+        return _step(k11, k12, k22, ops)[5]
 
     return dual, dual_derivative
 
@@ -376,6 +421,11 @@ def abrelu_gap_step(
     big_b = (a - b) ** 2 / (2 * ops.pi)
     s = ops.sqrt(k11 * k22)
     theta = 2 * ops.atan2(ops.sqrt(ops.pos(gap)), ops.sqrt(ops.pos(cogap)))
+    # a zero variance: that input is a constant, independent of the other (theta = pi/2)
+    if ops is NUMPY_OPS:
+        theta = np.where(s > 0, theta, np.pi / 2)
+    elif not s > 0:
+        theta = ops.pi / 2
     correction = big_b * (s * ops.sin(theta) - theta * k12)
     # past pi/2, k12' = s[-ab cos(delta) + B (sin(delta) - delta cos(delta))], delta = pi - theta,
     # which keeps full relative accuracy where the ReLU kernel vanishes (theta -> pi)
@@ -718,27 +768,43 @@ def identity() -> Activation:
 
 
 def tanh() -> Activation:
-    """Hyperbolic tangent (Gauss–Hermite duals)."""
-    return Activation(name="tanh", fn=np.tanh, derivative=lambda x: 1.0 - np.tanh(x) ** 2)
+    """Hyperbolic tangent (quadrature duals; poles at +-i pi/2)."""
+    return Activation(
+        name="tanh",
+        fn=np.tanh,
+        derivative=lambda x: 1.0 - np.tanh(x) ** 2,
+        singularity_distance=math.pi / 2,
+    )
 
 
 def sigmoid() -> Activation:
-    """Logistic sigmoid (Gauss–Hermite duals)."""
-    return Activation(name="sigmoid", fn=sc.expit, derivative=lambda x: sc.expit(x) * (1.0 - sc.expit(x)))
+    """Logistic sigmoid (quadrature duals; poles at +-i pi)."""
+    return Activation(
+        name="sigmoid",
+        fn=sc.expit,
+        derivative=lambda x: sc.expit(x) * (1.0 - sc.expit(x)),
+        singularity_distance=math.pi,
+    )
 
 
 def silu() -> Activation:
-    r"""SiLU / swish :math:`x\,\sigma(x)` (Gauss–Hermite duals)."""
+    r"""SiLU / swish :math:`x\,\sigma(x)` (quadrature duals; poles at :math:`\pm i\pi`)."""
     return Activation(
         name="silu",
         fn=lambda x: x * sc.expit(x),
         derivative=lambda x: sc.expit(x) * (1.0 + x * (1.0 - sc.expit(x))),
+        singularity_distance=math.pi,
     )
 
 
 def softplus() -> Activation:
-    r"""Softplus :math:`\log(1+e^x)` (Gauss–Hermite duals)."""
-    return Activation(name="softplus", fn=lambda x: np.logaddexp(0.0, x), derivative=sc.expit)
+    r"""Softplus :math:`\log(1+e^x)` (quadrature duals; branch points at :math:`\pm i\pi`)."""
+    return Activation(
+        name="softplus",
+        fn=lambda x: np.logaddexp(0.0, x),
+        derivative=sc.expit,
+        singularity_distance=math.pi,
+    )
 
 
 _REGISTRY: dict[str, Callable[[], Activation]] = {

@@ -163,7 +163,9 @@ def harmonic_features(
     if num > n_l:
         raise ValueError(f"num = {num} exceeds the number of degree-{degree} harmonics N = {n_l}")
     _check_on_sphere(X, "X")
-    anchors = sample_sphere(num, d, seed=seed)
+    if num == 0:
+        return np.zeros((X.shape[0], 0))
+    anchors = _well_spread_anchors(degree, num, d, seed)
     gram = zonal_harmonic(degree, anchors, anchors)
     w, v = np.linalg.eigh(gram)
     if w.min() <= 1e-9 * w.max():
@@ -172,4 +174,31 @@ def harmonic_features(
             " use another seed or fewer features"
         )
     inv_sqrt = (v / np.sqrt(w)) @ v.T
-    return zonal_harmonic(degree, X, anchors) @ inv_sqrt
+    F = zonal_harmonic(degree, X, anchors) @ inv_sqrt
+    # second pass: re-orthonormalise with the (now nearly identity) Gram matrix of F's
+    # coefficients, which removes the eps * cond(G) error of the first pass
+    coef = inv_sqrt
+    gram2 = coef.T @ gram @ coef
+    w2, v2 = np.linalg.eigh(0.5 * (gram2 + gram2.T))
+    return F @ ((v2 / np.sqrt(w2)) @ v2.T)
+
+
+def _well_spread_anchors(degree: int, num: int, d: int, seed: int | np.random.Generator) -> NDArray:
+    """``num`` anchors chosen by pivoted Cholesky from ``4 num`` random candidates.
+
+    Greedily maximises the residual norm of each new zonal function, which keeps the Gram
+    matrix :math:`Z_l(z_i, z_j)` well conditioned even for a complete basis.
+    """
+    cand = sample_sphere(4 * num, d, seed=seed)
+    G = zonal_harmonic(degree, cand, cand)
+    residual = np.diag(G).copy()
+    L = np.zeros((num, len(cand)))
+    chosen: list[int] = []
+    for k in range(num):
+        j = int(np.argmax(residual))
+        chosen.append(j)
+        row = (G[j] - L[:k, j] @ L[:k]) / math.sqrt(max(residual[j], 1e-300))
+        L[k] = row
+        residual = residual - row * row
+        residual[chosen] = -np.inf
+    return cand[chosen]

@@ -81,6 +81,7 @@ are bit-identical; under ``jax.jit`` the diagonal NTK entries also pick up
 ~1e-8 relative error.  Tests that need tighter tolerances there should use the
 ``mp_`` arrays.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,8 +96,8 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import mpmath as mp  # noqa: E402
-import numpy as np  # noqa: E402
 import neural_tangents as nt  # noqa: E402
+import numpy as np  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent / "nt_reference.npz"
@@ -116,15 +117,15 @@ def make_inputs():
     x1[0] *= 1.0
     x1[1] *= 0.6
     x1[2] *= 1.8
-    x1[3] = x1[1]                      # exact duplicate of row 1
-    x1[4] = 2.5 * x1[0]                # positive scalar multiple of row 0
-    x1[5] = -1.3 * x1[2] + 0.01 * rng.standard_normal(D)   # nearly antiparallel to row 2
-    x1[6] *= 0.3                       # small norm
+    x1[3] = x1[1]  # exact duplicate of row 1
+    x1[4] = 2.5 * x1[0]  # positive scalar multiple of row 0
+    x1[5] = -1.3 * x1[2] + 0.01 * rng.standard_normal(D)  # nearly antiparallel to row 2
+    x1[6] *= 0.3  # small norm
 
     x2 = rng.standard_normal((4, D))
     x2[0] *= 1.4
-    x2[1] = -0.5 * x1[0]               # exactly antiparallel to x1[0] (and x1[4])
-    x2[2] = x1[2]                      # exact copy of x1[2] (cross-set coincident point)
+    x2[1] = -0.5 * x1[0]  # exactly antiparallel to x1[0] (and x1[4])
+    x2[2] = x1[2]  # exact copy of x1[2] (cross-set coincident point)
     x2[3] *= 0.45
 
     xs = rng.standard_normal((6, D))
@@ -132,8 +133,7 @@ def make_inputs():
     return x1, x2, xs
 
 
-PAIR_CODES = {"generic": 0, "diag": 1, "coincident": 2, "antiparallel": 3,
-              "near_antiparallel": 4}
+PAIR_CODES = {"generic": 0, "diag": 1, "coincident": 2, "antiparallel": 3, "near_antiparallel": 4}
 
 
 def pair_categories(a, b, same):
@@ -196,21 +196,43 @@ def make_cases():
         for depth in (1, 3, 5):
             for param in ("ntk", "standard"):
                 for wv, bv in ((2.0, 0.0), (1.7, 0.3)):
-                    cases.append(dict(
-                        name=f"{act_tag(activation, params)}_L{depth}_{param}_w{wv:g}_b{bv:g}",
-                        activation=activation, activation_params=params,
-                        depth=depth, parameterization=param, width=WIDTH,
-                        weight_var=wv, bias_var=bv))
+                    cases.append(
+                        dict(
+                            name=f"{act_tag(activation, params)}_L{depth}_{param}_w{wv:g}_b{bv:g}",
+                            activation=activation,
+                            activation_params=params,
+                            depth=depth,
+                            parameterization=param,
+                            width=WIDTH,
+                            weight_var=wv,
+                            bias_var=bv,
+                        )
+                    )
     # per-layer variance sequences (one value per Dense layer, readout last)
-    cases.append(dict(
-        name="relu_L2_ntk_perlayer", activation="relu",
-        activation_params={"a": 0.0, "b": 1.0}, depth=2, parameterization="ntk",
-        width=WIDTH, weight_var=[1.5, 2.5, 0.8], bias_var=[0.1, 0.0, 0.4]))
-    cases.append(dict(
-        name="erf_L3_standard_perlayer", activation="erf",
-        activation_params={"a": 1.0, "b": 1.0, "c": 0.0}, depth=3,
-        parameterization="standard", width=WIDTH,
-        weight_var=[1.2, 2.0, 0.7, 1.5], bias_var=[0.0, 0.2, 0.05, 0.0]))
+    cases.append(
+        dict(
+            name="relu_L2_ntk_perlayer",
+            activation="relu",
+            activation_params={"a": 0.0, "b": 1.0},
+            depth=2,
+            parameterization="ntk",
+            width=WIDTH,
+            weight_var=[1.5, 2.5, 0.8],
+            bias_var=[0.1, 0.0, 0.4],
+        )
+    )
+    cases.append(
+        dict(
+            name="erf_L3_standard_perlayer",
+            activation="erf",
+            activation_params={"a": 1.0, "b": 1.0, "c": 0.0},
+            depth=3,
+            parameterization="standard",
+            width=WIDTH,
+            weight_var=[1.2, 2.0, 0.7, 1.5],
+            bias_var=[0.0, 0.2, 0.05, 0.0],
+        )
+    )
     for i, c in enumerate(cases):
         c["index"] = i
     return cases
@@ -231,8 +253,7 @@ def build_kernel_fn(case):
     for ell in range(case["depth"] + 1):
         out = case["width"] if ell < case["depth"] else 1
         b_std = math.sqrt(bvs[ell]) if bvs[ell] != 0 else None
-        layers.append(stax.Dense(out, W_std=math.sqrt(wvs[ell]), b_std=b_std,
-                                 parameterization=P))
+        layers.append(stax.Dense(out, W_std=math.sqrt(wvs[ell]), b_std=b_std, parameterization=P))
         if ell < case["depth"]:
             layers.append(act_layer(case["activation"], case["activation_params"]))
     _, _, kernel_fn = stax.serial(*layers)
@@ -266,6 +287,7 @@ def _abrelu_E(a, b):
         theta = mp.atan2(root, K12)
         dot = half - fac * theta
         return fac * root + dot * K12, dot
+
     return E
 
 
@@ -277,6 +299,7 @@ def _erf_E(a, b, c):
         nngp = 2 / mp.pi * mp.asin(2 * K12 / mp.sqrt(p))
         dot = 4 / mp.pi / mp.sqrt(p - 4 * K12 * K12)
         return nngp, dot
+
     return E
 
 
@@ -297,19 +320,20 @@ def _gelu_E():
             u = sq * z
             mu = r * u
             m = mu / s
-            inner = mu * Phi(m) + tau2 / s * pdf(m)          # E[v Phi(v) | u]
+            inner = mu * Phi(m) + tau2 / s * pdf(m)  # E[v Phi(v) | u]
             return u * Phi(u) * inner * pdf(z)
 
         def f_dot(z):
             u = sq * z
             mu = r * u
             m = mu / s
-            inner = Phi(m) + mu * pdf(m) / s ** 3             # E[phi'(v) | u]
+            inner = Phi(m) + mu * pdf(m) / s**3  # E[phi'(v) | u]
             return (Phi(u) + u * pdf(u)) * inner * pdf(z)
 
         nngp = mp.quad(f_nngp, [-mp.inf, 0, mp.inf])
         dot = mp.quad(f_dot, [-mp.inf, 0, mp.inf])
         return nngp, dot
+
     return E
 
 
@@ -335,8 +359,7 @@ def mp_kernels(case, z):
     n_in = [D] + [case["width"]] * L
     n = len(z)
     zm = [[mp.mpf(float(t)) for t in row] for row in z]
-    K = [[mp.fsum(zm[i][k] * zm[j][k] for k in range(D)) / D for j in range(n)]
-         for i in range(n)]
+    K = [[mp.fsum(zm[i][k] * zm[j][k] for k in range(D)) / D for j in range(n)] for i in range(n)]
     T = [[mp.mpf(0)] * n for _ in range(n)]
     for ell in range(L + 1):
         Kp = [[wvs[ell] * K[i][j] + bvs[ell] for j in range(n)] for i in range(n)]
@@ -344,8 +367,7 @@ def mp_kernels(case, z):
             Tp = [[Kp[i][j] + wvs[ell] * T[i][j] for j in range(n)] for i in range(n)]
         else:
             one = 1 if bvs[ell] != 0 else 0
-            Tp = [[n_in[ell] * K[i][j] + wvs[ell] * T[i][j] + one
-                   for j in range(n)] for i in range(n)]
+            Tp = [[n_in[ell] * K[i][j] + wvs[ell] * T[i][j] + one for j in range(n)] for i in range(n)]
         if ell == L:
             return Kp, Tp
         K = [[None] * n for _ in range(n)]
@@ -364,12 +386,18 @@ def mp_case(case, x1, x2, xs):
         K, T = mp_kernels(case, z)
         Ks, Ts = mp_kernels(case, xs)
     n1 = len(x1)
-    f = lambda M: np.array([[float(v) for v in row] for row in M], dtype=np.float64)
+
+    def f(M):
+        return np.array([[float(v) for v in row] for row in M], dtype=np.float64)
+
     K, T, Ks, Ts = f(K), f(T), f(Ks), f(Ts)
     return {
-        "nngp_11": K[:n1, :n1], "ntk_11": T[:n1, :n1],
-        "nngp_12": K[:n1, n1:], "ntk_12": T[:n1, n1:],
-        "nngp_ss": Ks, "ntk_ss": Ts,
+        "nngp_11": K[:n1, :n1],
+        "ntk_11": T[:n1, :n1],
+        "nngp_12": K[:n1, n1:],
+        "ntk_12": T[:n1, n1:],
+        "nngp_ss": Ks,
+        "ntk_ss": Ts,
     }
 
 
@@ -385,10 +413,14 @@ def main():
     t0 = time.time()
     x1, x2, xs = make_inputs()
     cases = make_cases()
-    arrays = {"x1": x1, "x2": x2, "x_sphere": xs,
-              "pair_11": pair_categories(x1, x1, True),
-              "pair_12": pair_categories(x1, x2, False),
-              "pair_ss": pair_categories(xs, xs, True)}
+    arrays = {
+        "x1": x1,
+        "x2": x2,
+        "x_sphere": xs,
+        "pair_11": pair_categories(x1, x1, True),
+        "pair_12": pair_categories(x1, x2, False),
+        "pair_ss": pair_categories(xs, xs, True),
+    }
     for case in cases:
         i = case["index"]
         res = nt_case(case, x1, x2, xs)
@@ -424,7 +456,8 @@ def main():
             "dense_ntk_standard_param": (
                 "Theta = n_in*K_in + weight_var*Theta_in + (1 if bias_var != 0 "
                 "else 0); n_in = d for the first Dense, width otherwise; "
-                "K_in/Theta_in are the kernels entering the Dense layer"),
+                "K_in/Theta_in are the kernels entering the Dense layer"
+            ),
             "activation": "K = E[phi(u)phi(v)], Theta = Theta*E[phi'(u)phi'(v)]",
             "abrelu": "phi(x) = a*min(x,0) + b*max(x,0)",
             "relu": "abrelu with a=0, b=1",
@@ -437,8 +470,7 @@ def main():
     arrays["cases_json"] = np.array([json.dumps(cases)])
     arrays["meta_json"] = np.array([json.dumps(meta)])
     np.savez_compressed(OUT, **arrays)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(cases)} cases, "
-          f"{time.time() - t0:.0f}s)")
+    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(cases)} cases, {time.time() - t0:.0f}s)")
     report(OUT)
 
 
