@@ -290,3 +290,25 @@ def test_spectrum_json_ready():
         out["kernel_at_one"],
         rel_tol=1e-12,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kernel", "d"),
+    [
+        (fc.nngp_kernel(fc.MLP(8, "erf", 1.5, 0.2)), 2),
+        (fc.ntk_kernel(fc.MLP(3, "gelu", 1.5, 0.1)), 2),
+        (fc.ntk_kernel(fc.MLP(8, "relu", 2.0, 0.1)), 1000),
+        (fc.nngp_kernel(fc.MLP(8, "erf", 1.5, 0.2)), 1000),
+    ],
+    ids=["erf-L8-d2", "gelu-L3-d2", "relu-L8-d1000", "erf-L8-d1000"],
+)
+def test_deep_kernels_to_degree_200(kernel, d):
+    """method='auto' up to l = 200 (series route, whose tail for smooth activations is a
+    geometric estimate) against the high-precision quadrature route."""
+    spec = spectrum(kernel, d, 200)
+    assert np.all(spec.relative_errors[spec.eigenvalues > 0] < 1e-10)
+    degrees = [0, 50, 120, 200]
+    hp = sp_mod._mp_refine(kernel, d, 200, degrees, 1e-12, 800, 40)
+    for l in degrees:
+        assert abs(spec.log_eigenvalues[l] - hp[l][0]) < 1e-10, l
