@@ -130,6 +130,7 @@ def describe(repo: Path) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
+        "loadavg": os.getloadavg(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,

@@ -456,7 +456,10 @@ def nngp_ntk_gram(
     n1, n2 = A.shape[0], B.shape[0]
     sq1 = np.einsum("ij,ij->i", A, A) / d
     sq2 = sq1 if symmetric else np.einsum("ij,ij->i", B, B) / d
-    nngp = np.empty((n1, n2))
+    # one large matrix product (well threaded BLAS) for the input kernel, written straight
+    # into the NNGP output; the tiles then overwrite it in place
+    nngp = np.matmul(A, B.T)
+    nngp /= d
     ntk = np.empty((n1, n2))
     fast = mlp.activation.abrelu_params is not None
     if fast:
@@ -467,7 +470,7 @@ def nngp_ntk_gram(
         for c0 in range(r0 if symmetric else 0, n2, block):
             c1 = min(n2, c0 + block)
             a, b = A[r0:r1], B[c0:c1]
-            k12 = a @ b.T / d
+            k12 = nngp[r0:r1, c0:c1].copy()
             if fast:
                 g, t, flagged = _abrelu_tile(
                     mlp, k12.copy(), [q[r0:r1] for q in qs1], [q[c0:c1] for q in qs2], d
