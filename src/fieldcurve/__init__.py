@@ -7,6 +7,7 @@ Public API (re-exported names only); see the README for conventions. Note that
 
 from fieldcurve import activations
 from fieldcurve.activations import Activation, get_activation
+from fieldcurve.empirical import EmpiricalCurve, empirical_learning_curve
 from fieldcurve.kernels import (
     MLP,
     DotProductKernel,
@@ -28,6 +29,8 @@ from fieldcurve.sphere import (
     sample_sphere,
     zonal_harmonic,
 )
+from fieldcurve.targets import SampledTarget, Target
+from fieldcurve.theory import LearningCurve, learning_curve
 
 __version__ = "0.1.0"
 
@@ -35,16 +38,22 @@ __all__ = [
     "MLP",
     "Activation",
     "DotProductKernel",
+    "EmpiricalCurve",
     "Kernel",
+    "LearningCurve",
     "MLPKernel",
+    "SampledTarget",
     "Spectrum",
+    "Target",
     "__version__",
     "activations",
     "as_kernel",
+    "empirical_learning_curve",
     "exponential_kernel",
     "get_activation",
     "gram_spectrum",
     "harmonic_features",
+    "learning_curve",
     "legendre",
     "log_multiplicity",
     "multiplicity",

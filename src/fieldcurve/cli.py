@@ -130,6 +130,241 @@ def spectrum_cmd(
             click.echo(f"plot written to {plot_path}")
 
 
+def parse_powers(text: str) -> dict[int, float]:
+    """Parse ``"1:1.0,2:0.5"`` into {1: 1.0, 2: 0.5}."""
+    out: dict[int, float] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        if ":" not in item:
+            raise ValueError(f"--powers expects degree:power pairs like 1:1.0,2:0.5, got {item!r}")
+        deg, power = item.split(":", 1)
+        try:
+            out[int(deg)] = float(power)
+        except ValueError as exc:
+            raise ValueError(f"--powers: cannot read {item!r} as degree:power") from exc
+    if not out:
+        raise ValueError("--powers is empty")
+    return out
+
+
+def parse_p_grid(text: str) -> np.ndarray:
+    """``"10:10000:30"`` (log-spaced, rounded to integers) or ``"10,100,1000"``."""
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            grid = np.unique(np.round(np.geomspace(float(lo), float(hi), int(n))))
+        else:
+            grid = np.array([float(v) for v in text.split(",") if v.strip()])
+    except ValueError as exc:
+        raise ValueError(f"--P expects lo:hi:count or a comma list, got {text!r}") from exc
+    if grid.size == 0 or np.any(grid <= 0) or np.any(grid != np.round(grid)):
+        raise ValueError(f"--P must contain positive integers, got {text!r}")
+    return grid
+
+
+@cli.command("predict")
+@click.option(
+    "--activation",
+    default="relu",
+    show_default=True,
+    help="relu, erf, gelu, tanh, ..., or abrelu(a,b), leaky_relu(alpha), monomial(k).",
+)
+@click.option("--depth", default=3, show_default=True, type=int, help="Hidden layers L.")
+@click.option("--weight-var", default=2.0, show_default=True, type=float, help="sigma_w^2.")
+@click.option("--bias-var", default=0.0, show_default=True, type=float, help="sigma_b^2 (0 = no bias).")
+@click.option(
+    "--regime",
+    type=click.Choice(["kernel", "bayes"]),
+    default="kernel",
+    show_default=True,
+    help="kernel: ridge regression with the --kind kernel; bayes: GP posterior mean "
+    "with the NNGP kernel and noise variance = label noise (Langevin-trained net).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["ntk", "nngp"]),
+    default="ntk",
+    show_default=True,
+    help="Kernel used in the kernel regime.",
+)
+@click.option("--d", "dim", default=30, show_default=True, type=int, help="Input dimension d.")
+@click.option(
+    "--powers",
+    default="1:1.0,2:0.5,3:0.25",
+    show_default=True,
+    help="Target power per degree v_l^2 as degree:power pairs.",
+)
+@click.option("--noise", default=0.01, show_default=True, type=float, help="Label-noise variance sigma^2.")
+@click.option(
+    "--ridge",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Ridge delta in f = K(K + delta I)^-1 y (kernel regime).",
+)
+@click.option(
+    "--P",
+    "p_grid",
+    default="10:10000:25",
+    show_default=True,
+    help="Sample sizes: lo:hi:count (log grid) or a comma list.",
+)
+@click.option(
+    "--lmax",
+    default=None,
+    type=int,
+    help="Highest degree of the spectrum (default: enough for the target and P).",
+)
+@click.option(
+    "--empirical",
+    "trials",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Overlay exact kernel regression with this many trials (P <= 4000 points).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of --empirical.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the curve as CSV."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    default="learning_curve.png",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Plot file ('' for none).",
+)
+def predict_cmd(
+    activation: str,
+    depth: int,
+    weight_var: float,
+    bias_var: float,
+    regime: str,
+    kind: str,
+    dim: int,
+    powers: str,
+    noise: float,
+    ridge: float,
+    p_grid: str,
+    lmax: int | None,
+    trials: int,
+    seed: int,
+    as_json: bool,
+    csv_path: str | None,
+    plot_path: str,
+) -> None:
+    """Predict the test error of a network against the number of samples P.
+
+    Test error E_g = E_x[(f_hat(x) - f*(x))^2] against the clean target, averaged over training
+    sets (the noisy-label error is E_g + sigma^2). Theory: eigenlearning / replica result from
+    the kernel's exact spectrum on the sphere of radius sqrt(d); inputs uniform on that sphere;
+    target described by its power per degree.
+    """
+    from fieldcurve.targets import Target
+    from fieldcurve.theory import learning_curve
+
+    mlp = MLP(depth, parse_activation(activation), weight_var, bias_var)
+    target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
+    P = parse_p_grid(p_grid)
+    if regime == "bayes":
+        kernel, ridge_used = nngp_kernel(mlp), target.noise
+    else:
+        kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
+        ridge_used = ridge
+    if lmax is None:
+        lmax = max(40, max(target.powers) + 10)
+    spec = compute_spectrum(kernel, dim, lmax)
+    curve = learning_curve(spec, target, P, ridge=ridge_used)
+    emp = None
+    if trials:
+        from fieldcurve.empirical import empirical_learning_curve
+
+        emp_P = P[P <= 4000]
+        emp = empirical_learning_curve(
+            kernel,
+            target,
+            emp_P,
+            d=dim,
+            ridge=ridge_used,
+            trials=trials,
+            seed=seed,
+            spectrum_for_degrees=spec,
+            progress=not as_json,
+        )
+    if as_json:
+        out = curve.to_dict()
+        out.update({"kernel": spec.name, "d": dim, "regime": regime, "target": target.name})
+        if emp is not None:
+            out["empirical"] = [
+                {"P": float(p), "test_error": float(m), "sem": float(e)}
+                for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)
+            ]
+        click.echo(json.dumps(out, indent=1))
+    else:
+        click.echo(format_curve_table(curve, spec.name, target, emp))
+    if csv_path:
+        write_curve_csv(curve, csv_path)
+    if plot_path:
+        from fieldcurve.plotting import plot_learning_curve
+
+        plot_learning_curve(curve, plot_path, empirical=emp)
+        if not as_json:
+            click.echo(f"plot written to {plot_path}")
+
+
+def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = None) -> str:
+    """Readable table of a learning curve (and the measurement, if any)."""
+    degs = curve.meta.get("target_degrees", [])
+    head = (
+        f"# {kernel_name}, d = {curve.meta.get('d')}; target: {target.name};"
+        f" noise {curve.noise:g}; ridge {curve.ridge:g}"
+    )
+    cols = f"{'P':>7} {'E_g':>11} {'E_g+noise':>11} {'train':>11} {'kappa':>11}"
+    cols += "".join(f" {'E_l=' + str(l):>10}" for l in degs)
+    if emp is not None:
+        cols += f" {'measured':>11} {'+-sem':>9}"
+    lines = [head, cols]
+    measured = (
+        {}
+        if emp is None
+        else {float(p): (m, e) for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)}
+    )
+    for i, p in enumerate(curve.P):
+        row = (
+            f"{int(p):>7d} {curve.test_error[i]:>11.4e} {curve.test_error_noisy[i]:>11.4e}"
+            f" {curve.train_error[i]:>11.4e} {curve.kappa[i]:>11.4e}"
+        )
+        row += "".join(f" {curve.error_per_degree[i, l]:>10.3e}" for l in degs)
+        if emp is not None:
+            m = measured.get(float(p))
+            row += f" {m[0]:>11.4e} {m[1]:>9.2e}" if m else f" {'':>11} {'':>9}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def write_curve_csv(curve: Any, path: str) -> None:
+    """Write P, test errors, train error, kappa, E0 and per-degree errors as CSV."""
+    degs = curve.meta.get("target_degrees", [])
+    header = ["P", "test_error", "test_error_noisy", "train_error", "kappa", "overfitting"]
+    header += [f"error_degree_{l}" for l in degs]
+    rows = [",".join(header)]
+    for i, p in enumerate(curve.P):
+        vals = [
+            p,
+            curve.test_error[i],
+            curve.test_error_noisy[i],
+            curve.train_error[i],
+            curve.kappa[i],
+            curve.overfitting[i],
+        ] + [curve.error_per_degree[i, l] for l in degs]
+        rows.append(",".join(f"{v:.10g}" for v in vals))
+    with open(path, "w") as fh:
+        fh.write("\n".join(rows) + "\n")
+
+
 def _fmt_log(log_value: float) -> str:
     """Format exp(log_value) in scientific notation even beyond double precision."""
     if not math.isfinite(log_value):

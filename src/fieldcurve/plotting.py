@@ -1,8 +1,9 @@
-"""Plots (matplotlib, Agg backend): spectra on the sphere."""
+"""Plots (matplotlib, Agg backend): spectra on the sphere and learning curves."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from fieldcurve.spectrum import Spectrum
 
-__all__ = ["plot_spectrum"]
+__all__ = ["plot_learning_curve", "plot_spectrum"]
 
 
 def plot_spectrum(spec: Spectrum, path: str | Path, title: str | None = None) -> Path:
@@ -46,6 +47,57 @@ def plot_spectrum(spec: Spectrum, path: str | Path, title: str | None = None) ->
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     fig.suptitle(title or f"{spec.name}, d = {spec.d}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curve(
+    curve: Any, path: str | Path, empirical: Any = None, title: str | None = None
+) -> Path:
+    r"""Log–log learning curve: total :math:`E_g` and per-degree errors :math:`E_l` (theory lines),
+    with Monte Carlo means and standard errors as points when ``empirical`` is given.
+
+    The per-degree curves show spectral bias: low degrees are learned first.
+    """
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    ax.loglog(curve.P, curve.test_error, "k-", lw=2, label=r"theory $E_g$")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    shown = curve.meta.get("target_degrees", [])
+    for i, l in enumerate(shown):
+        c = colors[i % len(colors)]
+        ax.loglog(curve.P, curve.error_per_degree[:, l], "--", color=c, lw=1.2, label=f"degree {l}")
+    if empirical is not None:
+        ax.errorbar(
+            empirical.P,
+            empirical.test_error,
+            yerr=empirical.test_error_sem,
+            fmt="ko",
+            ms=4,
+            capsize=2,
+            label=f"kernel regression ({empirical.trials} trials)",
+        )
+        if empirical.error_per_degree is not None:
+            for i, l in enumerate(empirical.degrees):
+                if l in shown:
+                    c = colors[shown.index(l) % len(colors)]
+                    ax.errorbar(
+                        empirical.P,
+                        empirical.error_per_degree[:, i],
+                        yerr=empirical.error_per_degree_sem[:, i],
+                        fmt="o",
+                        color=c,
+                        ms=3,
+                        capsize=2,
+                        mfc="none",
+                    )
+    ax.set_xlabel("training samples $P$")
+    ax.set_ylabel(r"test error $E_g$ (clean target)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{curve.meta.get('spectrum', '')}, d = {curve.meta.get('d', '?')}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,0 +1,183 @@
+r"""Target functions on the sphere, described by their power per degree.
+
+A target :math:`f^*` on the :math:`\sqrt d`-sphere is summarised, for learning-curve theory of
+rotation-invariant kernels, by its power per degree
+
+.. math:: v_l^2 = \sum_m \langle f^*, Y_{lm}\rangle^2 = \lVert \Pi_l f^* \rVert^2
+
+(uniform probability measure), plus the variance :math:`\sigma_\varepsilon^2` of the label noise
+(labels :math:`y = f^*(x) + \varepsilon`). Every target can be *sampled* as a concrete function
+with exactly the stated power per degree (:meth:`Target.sample`), for experiments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fieldcurve._checks import check_dimension, check_finite_array, check_nonneg_int, check_variance
+from fieldcurve.sphere import harmonic_features, multiplicity
+
+__all__ = ["SampledTarget", "Target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    r"""Power per degree :math:`v_l^2` of a target function, and the label-noise variance.
+
+    Parameters
+    ----------
+    powers
+        Mapping degree -> :math:`v_l^2 \ge 0`.
+    noise
+        Label-noise variance :math:`\sigma_\varepsilon^2 \ge 0`.
+    d
+        Input dimension, if the target is tied to one (polynomial and teacher targets are).
+    name
+        Label for tables and plots.
+    """
+
+    powers: Mapping[int, float]
+    noise: float = 0.0
+    d: int | None = None
+    name: str = "target"
+    meta: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.powers, Mapping):
+            raise TypeError("powers must be a mapping degree -> power")
+        clean: dict[int, float] = {}
+        for l, v in self.powers.items():
+            l = check_nonneg_int(l, "degree")
+            clean[l] = check_variance(v, f"power of degree {l}")
+        object.__setattr__(self, "powers", dict(sorted(clean.items())))
+        object.__setattr__(self, "noise", check_variance(self.noise, "noise"))
+        if self.d is not None:
+            object.__setattr__(self, "d", check_dimension(self.d))
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_degree_powers(
+        cls, powers: Mapping[int, float], noise: float = 0.0, d: int | None = None, name: str | None = None
+    ) -> Target:
+        r"""Target with the given :math:`v_l^2` per degree, e.g. ``{1: 1.0, 2: 0.5}``."""
+        label = name or "powers " + ", ".join(f"l={l}: {v:g}" for l, v in sorted(powers.items()))
+        return cls(powers=powers, noise=noise, d=d, name=label)
+
+    @classmethod
+    def from_kernel(cls, kernel: Any, d: int, lmax: int, *, scale: float = 1.0, noise: float = 0.0) -> Target:
+        r"""A teacher: a draw from the GP with covariance ``scale`` × kernel (e.g. a random wide
+        network's output), whose expected power per degree is :math:`N(d,l)\lambda_l` times
+        ``scale`` (degrees above ``lmax`` are dropped; their share is in ``meta["tail_power"]``)."""
+        from fieldcurve.spectrum import spectrum
+
+        spec = spectrum(kernel, d, lmax)
+        scale = check_variance(scale, "scale")
+        powers = {int(l): float(scale * w) for l, w in zip(spec.degrees, spec.weights, strict=True) if w > 0}
+        return cls(
+            powers=powers,
+            noise=noise,
+            d=d,
+            name=f"teacher: {spec.name}",
+            meta={"tail_power": scale * spec.tail_mass},
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def degrees(self) -> list[int]:
+        """Degrees with non-zero power."""
+        return [l for l, v in self.powers.items() if v > 0]
+
+    @property
+    def total_power(self) -> float:
+        r""":math:`\lVert f^*\rVert^2 = \sum_l v_l^2`."""
+        return float(sum(self.powers.values()))
+
+    def power_array(self, lmax: int) -> NDArray[np.float64]:
+        """:math:`v_l^2` for l = 0..lmax (zeros where absent)."""
+        out = np.zeros(lmax + 1)
+        for l, v in self.powers.items():
+            if l <= lmax:
+                out[l] = v
+        return out
+
+    def power_beyond(self, lmax: int) -> float:
+        """Power in degrees above ``lmax``."""
+        return float(sum(v for l, v in self.powers.items() if l > lmax))
+
+    # ------------------------------------------------------------------ sampling
+    def sample(
+        self, d: int | None = None, *, seed: int | np.random.Generator, max_features: int = 64
+    ) -> SampledTarget:
+        r"""A concrete function with exactly this power per degree.
+
+        For each degree l with power :math:`v_l^2`, ``k = min(N(d,l), max_features)``
+        orthonormal degree-l harmonics :math:`F_{l,a}` (:func:`fieldcurve.harmonic_features`)
+        get Gaussian coefficients rescaled so that :math:`\sum_a c_{l,a}^2 = v_l^2` exactly:
+        :math:`f(x) = \sum_l\sum_a c_{l,a}F_{l,a}(x)`. Rotation-invariant learning curves depend on
+        the target only through :math:`v_l^2`, so any such draw is representative.
+        """
+        d = self._resolve_d(d)
+        rng = np.random.default_rng(seed)
+        parts = []
+        for l, v in self.powers.items():
+            if v <= 0:
+                continue
+            k = min(multiplicity(d, l), max_features)
+            c = rng.standard_normal(k)
+            c *= math.sqrt(v) / np.linalg.norm(c)
+            parts.append((l, int(rng.integers(2**31)), c))
+        return SampledTarget(d=d, components=tuple(parts), noise=self.noise)
+
+    def _resolve_d(self, d: int | None) -> int:
+        if d is None:
+            if self.d is None:
+                raise ValueError("d is required: this target is not tied to an input dimension")
+            return self.d
+        d = check_dimension(d)
+        if self.d is not None and d != self.d:
+            raise ValueError(f"target is defined for d = {self.d}, not d = {d}")
+        return d
+
+
+@dataclass(frozen=True)
+class SampledTarget:
+    r"""A concrete target :math:`f(x) = \sum_l\sum_a c_{l,a}F_{l,a}(x)` (see :meth:`Target.sample`)."""
+
+    d: int
+    components: tuple[tuple[int, int, NDArray[np.float64]], ...]
+    noise: float = 0.0
+
+    def __call__(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Evaluate at the rows of ``X`` (on the :math:`\\sqrt d`-sphere)."""
+        X = check_finite_array(X, "X", ndim=2)
+        if X.shape[1] != self.d:
+            raise ValueError(f"X has dimension {X.shape[1]}, the target lives in d = {self.d}")
+        out = np.zeros(X.shape[0])
+        for l, feature_seed, c in self.components:
+            out += harmonic_features(X, l, len(c), seed=feature_seed) @ c
+        return out
+
+    def degree_part(self, X: ArrayLike, degree: int) -> NDArray[np.float64]:
+        """The degree-``degree`` component :math:`\\Pi_l f` at the rows of ``X``."""
+        X = check_finite_array(X, "X", ndim=2)
+        out = np.zeros(X.shape[0])
+        for l, feature_seed, c in self.components:
+            if l == degree:
+                out += harmonic_features(X, l, len(c), seed=feature_seed) @ c
+        return out
+
+    @property
+    def powers(self) -> dict[int, float]:
+        return {l: float(c @ c) for l, _, c in self.components}
+
+    def labels(self, X: ArrayLike, *, seed: int | np.random.Generator) -> NDArray[np.float64]:
+        """Noisy labels :math:`y = f(x) + \\varepsilon`, :math:`\\varepsilon \\sim \\mathcal N(0, \\sigma^2)`."""
+        clean = self(X)
+        rng = np.random.default_rng(seed)
+        return clean + math.sqrt(self.noise) * rng.standard_normal(clean.shape)

@@ -1,0 +1,324 @@
+r"""Learning curves of kernel ridge regression from the spectrum: the eigenlearning / replica theory.
+
+Setting (see the README's conventions): kernel ridge regression
+:math:`\hat f(x) = K(x, X)(K(X,X) + \delta I)^{-1}y` on :math:`P` points drawn uniformly on the
+:math:`\sqrt d`-sphere, labels :math:`y = f^*(x) + \varepsilon`, :math:`\mathrm{Var}\,\varepsilon =
+\sigma^2`. The kernel has eigenvalues :math:`\lambda_l` with multiplicities :math:`N_l = N(d,l)`
+(uniform probability measure); the target has power :math:`v_l^2` per degree.
+
+The omniscient-risk / replica / eigenlearning result (Bordelon, Canatar & Pehlevan 2020;
+Canatar, Bordelon & Pehlevan 2021; Simon, Dickens, Karkada & DeWeese 2021–23; Jacot et al.
+2020): the effective ridge :math:`\kappa > 0` solves
+
+.. math:: \sum_l N_l\,\frac{\lambda_l}{\lambda_l + \kappa} + \frac{\delta}{\kappa} = P,
+
+the learnability of degree :math:`l` is :math:`\mathcal L_l = \lambda_l/(\lambda_l + \kappa)`, the
+overfitting coefficient is :math:`\mathcal E_0 = P/(P - \sum_l N_l\mathcal L_l^2) = 1/(1-\gamma)`,
+and
+
+.. math::
+    E_g = \mathcal E_0\Bigl[\sum_l (1-\mathcal L_l)^2 v_l^2 + \sigma^2\Bigr] - \sigma^2,
+    \qquad E_{train} = \Bigl(\frac{\delta}{P\kappa}\Bigr)^2\,(E_g + \sigma^2),
+
+where :math:`E_g = \mathbb E_x[(\hat f - f^*)^2]` (against the clean target, averaged over
+training sets) and :math:`E_g + \sigma^2` is the error on noisy test labels. Per degree
+(Canatar, Bordelon & Pehlevan 2021, eq. for :math:`E_\rho`, in eigenlearning notation), with
+:math:`B = \sum_l(1-\mathcal L_l)^2v_l^2`:
+
+.. math:: E_l = (1-\mathcal L_l)^2 v_l^2 + \frac{N_l\mathcal L_l^2}{P}\,\mathcal E_0\,(B + \sigma^2),
+
+the degree's own unlearned power plus its share of the effective noise (label noise *and* the
+unlearned power of all other degrees); :math:`\sum_l E_l` over all modes is :math:`E_g`.
+Ridgeless (:math:`\delta = 0`) with :math:`P` at or beyond the
+number :math:`M_+` of modes with :math:`\lambda > 0` interpolates: :math:`\kappa = 0`,
+:math:`\mathcal E_0 = P/(P - M_+)`.
+
+Tail model: the degrees beyond the spectrum's ``lmax`` carry the mass :math:`T` =
+``Spectrum.tail_mass``. They are extended by a power law fitted to the last computed degrees
+(per parity, with the exact multiplicities :math:`N(d,l)`) up to ``tail_factor`` × lmax, scaled
+so their mass does not exceed :math:`T`; whatever mass remains acts as a ridge (modes with
+:math:`\lambda \ll \kappa` contribute :math:`\lambda/\kappa` each). The result reports
+``tail_ratio`` = (largest eigenvalue beyond lmax) / κ; predictions are reliable where it is small.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fieldcurve._checks import check_variance
+from fieldcurve.spectrum import Spectrum
+from fieldcurve.sphere import log_multiplicity
+from fieldcurve.targets import Target
+
+__all__ = ["LearningCurve", "learning_curve", "solve_kappa"]
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    r"""A predicted learning curve (arrays over the P grid; per-degree arrays are (len(P), lmax+1)).
+
+    Attributes
+    ----------
+    P : sample sizes.
+    test_error : :math:`E_g`, excess error against the clean target.
+    test_error_noisy : :math:`E_g + \sigma^2`, error on noisy test labels.
+    train_error : training mean squared error.
+    kappa : effective ridge :math:`\kappa`.
+    overfitting : :math:`\mathcal E_0 = 1/(1-\gamma)`.
+    learnability : :math:`\mathcal L_l` per degree.
+    error_per_degree : :math:`E_l` per degree (module docstring); the modes beyond lmax and
+        target power beyond lmax make up the rest of ``test_error``.
+    bias : :math:`B = \sum_l (1-\mathcal L_l)^2 v_l^2` (target power beyond lmax included).
+    tail_ratio : largest eigenvalue beyond lmax divided by :math:`\kappa`.
+    """
+
+    P: NDArray[np.float64]
+    test_error: NDArray[np.float64]
+    test_error_noisy: NDArray[np.float64]
+    train_error: NDArray[np.float64]
+    kappa: NDArray[np.float64]
+    overfitting: NDArray[np.float64]
+    learnability: NDArray[np.float64]
+    error_per_degree: NDArray[np.float64]
+    bias: NDArray[np.float64]
+    tail_ratio: NDArray[np.float64]
+    degrees: NDArray[np.int64]
+    ridge: float
+    noise: float
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (per-degree arrays restricted to degrees with target power)."""
+        shown = self.meta.get("target_degrees", [])
+        rows = []
+        for i, p in enumerate(self.P):
+            rows.append(
+                {
+                    "P": float(p),
+                    "test_error": float(self.test_error[i]),
+                    "test_error_noisy": float(self.test_error_noisy[i]),
+                    "train_error": float(self.train_error[i]),
+                    "kappa": float(self.kappa[i]),
+                    "overfitting": float(self.overfitting[i]),
+                    "tail_ratio": float(self.tail_ratio[i]),
+                    "error_per_degree": {str(l): float(self.error_per_degree[i, l]) for l in shown},
+                    "learnability": {str(l): float(self.learnability[i, l]) for l in shown},
+                }
+            )
+        return {"ridge": self.ridge, "noise": self.noise, "points": rows}
+
+
+# --------------------------------------------------------------------------- levels and tail
+def _levels(spec: Spectrum, tail_factor: float) -> tuple[NDArray, NDArray, float, float]:
+    """(eigenvalues, multiplicities) of the computed degrees plus the power-law tail extension
+    (grouped into at most a few hundred levels), the leftover tail mass (acts as ridge), and the
+    largest eigenvalue beyond lmax."""
+    lam = spec.eigenvalues.astype(np.float64)
+    with np.errstate(over="ignore"):
+        mult = np.exp(spec.log_multiplicities)
+    keep = (lam > 0) & np.isfinite(mult) & (lam * mult > 0)
+    lam_k, mult_k = lam[keep], mult[keep]
+    tail = max(float(spec.tail_mass), 0.0)
+    lmax = spec.lmax
+    if tail <= 0 or lmax < 4:
+        return lam_k, mult_k, tail, 0.0
+    ext_l: list[NDArray] = []
+    ext_lam: list[NDArray] = []
+    for parity in (0, 1):
+        ls = np.arange(max(2, lmax // 2), lmax + 1)
+        ls = ls[(ls % 2 == parity) & (spec.eigenvalues[ls] > 0)]
+        if len(ls) < 3 or ls[-1] < lmax - 1:
+            continue
+        slope, icpt = np.polyfit(np.log(ls), spec.log_eigenvalues[ls], 1)
+        if not slope < 0:
+            continue
+        new_l = np.arange(lmax + 1 + ((lmax + 1 + parity) % 2), int(tail_factor * lmax) + 1, 2)
+        if new_l.size == 0:
+            continue
+        ext_l.append(new_l)
+        ext_lam.append(np.exp(icpt + slope * np.log(new_l)))
+    if not ext_l:
+        return lam_k, mult_k, tail, 0.0
+    new_l = np.concatenate(ext_l)
+    new_lam = np.concatenate(ext_lam)
+    with np.errstate(over="ignore"):
+        new_mult = np.exp(log_multiplicity(spec.d, new_l))
+    ok = np.isfinite(new_mult) & (new_lam > 0)
+    new_l, new_lam, new_mult = new_l[ok], new_lam[ok], new_mult[ok]
+    mass = float(np.sum(new_lam * new_mult))
+    if mass > tail:  # the power law would exceed the known tail: scale it down
+        new_lam *= tail / mass
+        mass = tail
+    largest = float(new_lam.max()) if new_lam.size else 0.0
+    # group into log-spaced bins of eigenvalue (mass-preserving), at most ~400 levels
+    if new_lam.size > 400:
+        edges = np.geomspace(new_lam.min(), new_lam.max() * (1 + 1e-12), 401)
+        idx = np.clip(np.searchsorted(edges, new_lam, side="right") - 1, 0, 399)
+        g_mult = np.bincount(idx, weights=new_mult, minlength=400)
+        g_mass = np.bincount(idx, weights=new_mult * new_lam, minlength=400)
+        nz = g_mult > 0
+        new_lam, new_mult = g_mass[nz] / g_mult[nz], g_mult[nz]
+    return (
+        np.concatenate([lam_k, new_lam]),
+        np.concatenate([mult_k, new_mult]),
+        max(tail - mass, 0.0),
+        largest,
+    )
+
+
+# --------------------------------------------------------------------------- kappa
+def _g(kappa: NDArray, lam: NDArray, mult: NDArray, ridge: float) -> NDArray:
+    return (mult[None, :] * lam[None, :] / (lam[None, :] + kappa[:, None])).sum(axis=1) + ridge / kappa
+
+
+def solve_kappa(
+    lam: ArrayLike, mult: ArrayLike, ridge: float, P: ArrayLike, *, rtol: float = 1e-13
+) -> NDArray[np.float64]:
+    r"""Solve :math:`\sum_i m_i\lambda_i/(\lambda_i+\kappa) + \delta/\kappa = P` for every P at once.
+
+    The left side decreases strictly in :math:`\kappa`; the solver tabulates it on a log grid,
+    inverts by monotone interpolation, and polishes with safeguarded Newton steps in
+    :math:`\log\kappa` (vectorised over P) to relative accuracy ``rtol``. Returns 0 where
+    :math:`\delta = 0` and :math:`P \ge \sum m_i` (interpolation).
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    mult = np.asarray(mult, dtype=np.float64)
+    P = np.asarray(P, dtype=np.float64)
+    n_modes = float(mult.sum())
+    kappa = np.zeros_like(P)
+    active = P < n_modes if ridge == 0 else np.ones(P.shape, dtype=bool)
+    if not active.any():
+        return kappa
+    Pa = P[active]
+    total = float(np.sum(lam * mult)) + ridge
+    hi = total / Pa.min() * 2 + 1e-300
+    lo = max(float(lam.min()) * 1e-12, 1e-300) if ridge == 0 else min(ridge / Pa.max() * 0.5, hi * 1e-20)
+    while _g(np.array([lo]), lam, mult, ridge)[0] <= Pa.max():
+        lo *= 1e-4
+        if lo < 1e-300:
+            break
+    grid = np.geomspace(lo, hi, 400)
+    vals = _g(grid, lam, mult, ridge)
+    # vals decreasing in grid: interpolate log kappa as a function of log g
+    u = np.interp(-np.log(Pa), -np.log(vals), np.log(grid))
+    for _ in range(60):
+        k = np.exp(u)
+        frac = lam[None, :] / (lam[None, :] + k[:, None])
+        g = (mult[None, :] * frac).sum(axis=1) + ridge / k
+        dg = -(mult[None, :] * frac * (1 - frac)).sum(axis=1) - ridge / k
+        step = (g - Pa) / dg
+        step = np.clip(step, -2.0, 2.0)
+        u = u - step
+        if np.all(np.abs(step) < rtol):
+            break
+    kappa[active] = np.exp(u)
+    return kappa
+
+
+# --------------------------------------------------------------------------- main entry
+def learning_curve(
+    spec: Spectrum,
+    target: Target,
+    P: ArrayLike | Sequence[float],
+    ridge: float = 0.0,
+    *,
+    tail_factor: float = 8.0,
+) -> LearningCurve:
+    r"""Predicted learning curve of kernel ridge regression (eigenlearning / replica theory).
+
+    Parameters
+    ----------
+    spec
+        Kernel spectrum (:func:`fieldcurve.spectrum`), for the target's input dimension.
+    target
+        :class:`~fieldcurve.targets.Target` (power per degree and label noise).
+    P
+        Sample sizes (positive integers; arrays are evaluated at once).
+    ridge
+        :math:`\delta \ge 0` in :math:`\hat f = K_{xX}(K_{XX} + \delta I)^{-1}y`.
+    tail_factor
+        The power-law tail model extends the spectrum to ``tail_factor`` × lmax.
+
+    Returns
+    -------
+    LearningCurve
+        See the module docstring for every formula.
+    """
+    if not isinstance(spec, Spectrum):
+        raise TypeError("spec must be a fieldcurve Spectrum")
+    if not isinstance(target, Target):
+        raise TypeError("target must be a fieldcurve Target")
+    if target.d is not None and target.d != spec.d:
+        raise ValueError(f"spectrum is for d = {spec.d} but the target is for d = {target.d}")
+    ridge = check_variance(ridge, "ridge")
+    P = np.atleast_1d(np.asarray(P, dtype=np.float64))
+    if P.ndim != 1 or P.size == 0 or not np.all(np.isfinite(P)):
+        raise ValueError("P must be a non-empty 1-D array of finite sample sizes")
+    if np.any(P <= 0) or np.any(P != np.round(P)):
+        raise ValueError("P must contain positive integers")
+    lmax = spec.lmax
+    beyond = target.power_beyond(lmax)
+    if beyond > 0:
+        warnings.warn(
+            f"{beyond / target.total_power:.1%} of the target's power lies beyond lmax = {lmax};"
+            " it is counted as unlearnable (raise lmax)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    lam, mult, leftover, largest_tail = _levels(spec, tail_factor)
+    eff_ridge = ridge + leftover
+    kappa = solve_kappa(lam, mult, eff_ridge, P)
+    sigma2 = target.noise
+    v2 = target.power_array(lmax)
+    deg_lam = spec.eigenvalues
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L_deg = np.where(
+            kappa[:, None] > 0,
+            deg_lam[None, :] / (deg_lam[None, :] + kappa[:, None]),
+            (deg_lam[None, :] > 0).astype(float),
+        )
+        frac = np.where(kappa[:, None] > 0, lam[None, :] / (lam[None, :] + kappa[:, None]), 1.0)
+    sum_L2 = (mult[None, :] * frac**2).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        e0 = np.where(P > sum_L2, P / (P - sum_L2), np.inf)
+    bias = ((1 - L_deg) ** 2 * v2[None, :]).sum(axis=1) + beyond
+    effective_noise = e0 * (bias + sigma2)
+    with np.errstate(over="ignore"):
+        n_deg = np.exp(spec.log_multiplicities)
+    share = np.where(np.isfinite(n_deg) & (L_deg > 0), n_deg[None, :] * L_deg**2 / P[:, None], 0.0)
+    per_degree = (1 - L_deg) ** 2 * v2[None, :] + share * effective_noise[:, None]
+    test = effective_noise - sigma2
+    noisy = effective_noise
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the tail's leftover mass acts like a ridge in the kappa equation only: the regression
+        # itself still uses the ridge delta, so the training error is (delta / (P kappa))^2 ...
+        train = np.where(kappa > 0, (ridge / (P * kappa)) ** 2 * noisy, 0.0)
+        tail_ratio = np.where(kappa > 0, largest_tail / kappa, np.inf if largest_tail > 0 else 0.0)
+    return LearningCurve(
+        P=P,
+        test_error=test,
+        test_error_noisy=noisy,
+        train_error=train,
+        kappa=kappa,
+        overfitting=e0,
+        learnability=L_deg,
+        error_per_degree=per_degree,
+        bias=bias,
+        tail_ratio=tail_ratio,
+        degrees=spec.degrees,
+        ridge=ridge,
+        noise=sigma2,
+        meta={
+            "target_degrees": target.degrees,
+            "spectrum": spec.name,
+            "d": spec.d,
+            "target": target.name,
+            "leftover_tail_ridge": leftover,
+        },
+    )
