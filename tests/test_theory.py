@@ -26,7 +26,7 @@ def test_solve_kappa_against_brentq():
         P = np.array([1.0, 7.0, 100.0, 1000.0, 3000.0])
         kappa = solve_kappa(lam, mult, ridge, P)
         for p, k in zip(P, kappa, strict=True):
-            f = lambda x, p=p: np.sum(mult * lam / (lam + x)) + ridge / x - p  # noqa: E731
+            f = lambda x, p=p, r=ridge: np.sum(mult * lam / (lam + x)) + r / x - p  # noqa: E731
             ref = brentq(f, 1e-300, 1e6, xtol=1e-300, rtol=1e-14)
             assert abs(k / ref - 1) < 1e-11
 

@@ -177,7 +177,7 @@ class SampledTarget:
         return {l: float(c @ c) for l, _, c in self.components}
 
     def labels(self, X: ArrayLike, *, seed: int | np.random.Generator) -> NDArray[np.float64]:
-        """Noisy labels :math:`y = f(x) + \\varepsilon`, :math:`\\varepsilon \\sim \\mathcal N(0, \\sigma^2)`."""
+        r"""Noisy labels :math:`y = f(x) + \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, \sigma^2)`."""
         clean = self(X)
         rng = np.random.default_rng(seed)
         return clean + math.sqrt(self.noise) * rng.standard_normal(clean.shape)
