@@ -30,7 +30,7 @@ from fieldcurve.sphere import (
     zonal_harmonic,
 )
 from fieldcurve.targets import SampledTarget, Target
-from fieldcurve.theory import LearningCurve, learning_curve
+from fieldcurve.theory import LearningCurve, learning_curve, network_learning_curve
 
 __version__ = "0.1.0"
 
@@ -58,6 +58,7 @@ __all__ = [
     "log_multiplicity",
     "multiplicity",
     "nngp_kernel",
+    "network_learning_curve",
     "nngp_ntk_gram",
     "ntk_kernel",
     "polynomial_kernel",

@@ -175,11 +175,12 @@ def parse_p_grid(text: str) -> np.ndarray:
 @click.option("--bias-var", default=0.0, show_default=True, type=float, help="sigma_b^2 (0 = no bias).")
 @click.option(
     "--regime",
-    type=click.Choice(["kernel", "bayes"]),
+    type=click.Choice(["kernel", "gd", "bayes"]),
     default="kernel",
     show_default=True,
-    help="kernel: ridge regression with the --kind kernel; bayes: GP posterior mean "
-    "with the NNGP kernel and noise variance = label noise (Langevin-trained net).",
+    help="kernel: ridge regression with the --kind kernel; gd: infinitely wide network trained "
+    "by gradient descent to convergence (NTK regression plus the initialisation term); bayes: GP "
+    "posterior mean with the NNGP kernel and noise variance = label noise (Langevin-trained net).",
 )
 @click.option(
     "--kind",
@@ -264,20 +265,25 @@ def predict_cmd(
     target described by its power per degree.
     """
     from fieldcurve.targets import Target
-    from fieldcurve.theory import learning_curve
+
+    from fieldcurve.theory import network_learning_curve
 
     mlp = MLP(depth, parse_activation(activation), weight_var, bias_var)
     target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
     P = parse_p_grid(p_grid)
+    if regime == "gd" and trials:
+        raise ValueError("--empirical is available for --regime kernel and bayes (gd: next release)")
     if regime == "bayes":
         kernel, ridge_used = nngp_kernel(mlp), target.noise
     else:
-        kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
-        ridge_used = ridge
+        kernel = ntk_kernel(mlp) if (kind == "ntk" or regime == "gd") else nngp_kernel(mlp)
+        ridge_used = ridge if regime == "kernel" else 0.0
     if lmax is None:
         lmax = max(40, max(target.powers) + 10)
+    curve = network_learning_curve(
+        mlp, target, P, d=dim, regime=regime, lmax=lmax, ridge=ridge_used, kind=kind
+    )
     spec = compute_spectrum(kernel, dim, lmax)
-    curve = learning_curve(spec, target, P, ridge=ridge_used)
     emp = None
     if trials:
         from fieldcurve.empirical import empirical_learning_curve
@@ -304,7 +310,7 @@ def predict_cmd(
             ]
         click.echo(json.dumps(out, indent=1))
     else:
-        click.echo(format_curve_table(curve, spec.name, target, emp))
+        click.echo(format_curve_table(curve, f"{spec.name} ({regime} regime)", target, emp))
     if csv_path:
         write_curve_csv(curve, csv_path)
     if plot_path:

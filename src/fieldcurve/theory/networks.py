@@ -1,0 +1,118 @@
+r"""Learning curves of infinitely wide networks in their two training regimes.
+
+* **Gradient descent to convergence on MSE** (lazy / NTK regime, Jacot et al. 2018; Lee et al.
+  2019), not centred: the trained function is
+  :math:`f_\infty(x) = f_0(x) + \Theta(x,X)\Theta(X,X)^{-1}(y - f_0(X))` with the network at
+  initialisation :math:`f_0 \sim \mathrm{GP}(0, K)` (NNGP :math:`K`) independent of the data.
+  The cross term vanishes in expectation over :math:`f_0`, so
+
+  .. math:: E_g^{GD} = E_g^{\Theta}(f^*, \sigma^2) + E_g^{\Theta}(f_0, 0),
+
+  ridgeless kernel regression with the NTK on the target, plus the same regression on the
+  initial function, a target whose expected power per degree is :math:`N(d,l)\lambda_l^{K}`
+  (NNGP and NTK are both diagonal in spherical harmonics). Since :math:`E_g` is linear in the
+  target powers at fixed :math:`\kappa`, both terms come from one eigenlearning solve with the
+  powers :math:`v_l^2 + N(d,l)\lambda_l^K`; the NNGP mass beyond ``lmax`` counts as unlearnable
+  power.
+* **Bayesian network** (Langevin dynamics at temperature :math:`\sigma^2`, prior = the
+  initialisation): the posterior mean is GP regression with the NNGP kernel and noise variance
+  :math:`\sigma^2`, i.e. kernel ridge regression with :math:`K` and ridge :math:`\delta = \sigma^2`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from fieldcurve.kernels import MLP, nngp_kernel, ntk_kernel
+from fieldcurve.spectrum import spectrum
+from fieldcurve.targets import Target
+from fieldcurve.theory.eigenlearning import LearningCurve, learning_curve
+
+__all__ = ["network_learning_curve"]
+
+_REGIMES = ("kernel", "gd", "bayes")
+
+
+def network_learning_curve(
+    mlp: MLP,
+    target: Target,
+    P: ArrayLike,
+    *,
+    d: int | None = None,
+    regime: str = "gd",
+    lmax: int | None = None,
+    ridge: float = 0.0,
+    kind: str = "ntk",
+) -> LearningCurve:
+    r"""Predicted test error of an infinitely wide ``mlp`` trained on P samples.
+
+    Parameters
+    ----------
+    mlp, target, P
+        Network, target (power per degree and label noise), sample sizes.
+    d
+        Input dimension (default ``target.d``).
+    regime
+        ``"gd"``: gradient descent to convergence from random initialisation (NTK regression plus
+        the initialisation-variance term, see the module docstring); ``"bayes"``: posterior
+        mean of the Bayesian network = GP regression with the NNGP kernel and noise
+        :math:`\sigma^2`; ``"kernel"``: kernel ridge regression with ``kind`` and ``ridge``.
+    lmax
+        Highest degree of the spectra (default: 10 above the target's highest degree, at
+        least 40).
+
+    Returns
+    -------
+    LearningCurve
+        For ``"gd"``, ``meta["init_power"]`` holds the initial function's power per degree.
+    """
+    if regime not in _REGIMES:
+        raise ValueError(f"regime must be one of {_REGIMES}, got {regime!r}")
+    if not isinstance(mlp, MLP):
+        raise TypeError("mlp must be a fieldcurve MLP")
+    d = d if d is not None else target.d
+    if d is None:
+        raise ValueError("d is required (the target is not tied to an input dimension)")
+    if lmax is None:
+        lmax = max(40, max(target.powers, default=0) + 10)
+    if regime == "bayes":
+        spec = spectrum(nngp_kernel(mlp), d, lmax)
+        return learning_curve(spec, target, P, ridge=target.noise)
+    if regime == "kernel":
+        kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
+        return learning_curve(spectrum(kernel, d, lmax), target, P, ridge=ridge)
+    ntk_spec = spectrum(ntk_kernel(mlp), d, lmax)
+    nngp_spec = spectrum(nngp_kernel(mlp), d, lmax)
+    init = {int(l): float(w) for l, w in zip(nngp_spec.degrees, nngp_spec.weights, strict=True) if w > 0}
+    powers: dict[int, Any] = dict(target.powers)
+    for l, w in init.items():
+        powers[l] = powers.get(l, 0.0) + w
+    beyond = max(float(nngp_spec.tail_mass), 0.0)
+    if beyond > 0:
+        # the initial function's power above lmax: unlearnable, carried as one extra degree
+        powers[lmax + 1] = powers.get(lmax + 1, 0.0) + beyond
+    combined = Target(powers=powers, noise=target.noise, d=d, name=f"{target.name} + init")
+    if target.power_beyond(lmax) > 0:
+        warnings.warn(
+            f"{target.power_beyond(lmax) / target.total_power:.1%} of the target's power lies beyond"
+            f" lmax = {lmax}; it is counted as unlearnable (raise lmax)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*beyond lmax.*", category=RuntimeWarning)
+        curve = learning_curve(ntk_spec, combined, np.asarray(P), ridge=0.0)
+    curve.meta.update(
+        {
+            "regime": "gd",
+            "init_power": init,
+            "init_power_beyond_lmax": beyond,
+            "target_degrees": target.degrees,
+            "target": target.name,
+        }
+    )
+    return curve
