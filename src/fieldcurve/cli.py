@@ -265,7 +265,6 @@ def predict_cmd(
     target described by its power per degree.
     """
     from fieldcurve.targets import Target
-
     from fieldcurve.theory import network_learning_curve
 
     mlp = MLP(depth, parse_activation(activation), weight_var, bias_var)
