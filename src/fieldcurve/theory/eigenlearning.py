@@ -84,14 +84,34 @@ class LearningCurve:
     train_error: NDArray[np.float64]
     kappa: NDArray[np.float64]
     overfitting: NDArray[np.float64]
-    learnability: NDArray[np.float64]
-    error_per_degree: NDArray[np.float64]
     bias: NDArray[np.float64]
     tail_ratio: NDArray[np.float64]
     degrees: NDArray[np.int64]
     ridge: float
     noise: float
+    eigenvalues: NDArray[np.float64] = field(repr=False)
+    log_multiplicities: NDArray[np.float64] = field(repr=False)
+    target_powers: NDArray[np.float64] = field(repr=False)
     meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def learnability(self) -> NDArray[np.float64]:
+        r""":math:`\mathcal L_l = \lambda_l/(\lambda_l + \kappa)`, shape (len(P), lmax + 1)."""
+        lam = self.eigenvalues
+        out = np.empty((len(self.P), len(lam)))
+        pos = self.kappa > 0
+        out[~pos] = (lam > 0).astype(float)
+        out[pos] = lam[None, :] / np.add.outer(self.kappa[pos], lam)
+        return out
+
+    @property
+    def error_per_degree(self) -> NDArray[np.float64]:
+        r""":math:`E_l = (1-\mathcal L_l)^2v_l^2 + N_l\mathcal L_l^2\,\mathcal E_0(B+\sigma^2)/P`."""
+        L = self.learnability
+        with np.errstate(over="ignore"):
+            n = np.exp(self.log_multiplicities)
+        share = np.where(np.isfinite(n) & (L > 0), n[None, :] * L**2 / self.P[:, None], 0.0)
+        return (1 - L) ** 2 * self.target_powers[None, :] + share * self.test_error_noisy[:, None]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (per-degree arrays restricted to degrees with target power)."""
@@ -177,6 +197,17 @@ def _g(kappa: NDArray, lam: NDArray, mult: NDArray, ridge: float) -> NDArray:
     return (mult[None, :] * lam[None, :] / (lam[None, :] + kappa[:, None])).sum(axis=1) + ridge / kappa
 
 
+def _g_and_slope(kappa: NDArray, lam: NDArray, mult: NDArray, ridge: float) -> tuple[NDArray, NDArray]:
+    """g(kappa) = sum m lam/(lam + kappa) + ridge/kappa and its derivative in log kappa, with two
+    matrix-vector products and one temporary (the P x levels matrix of learnabilities)."""
+    frac = np.add.outer(kappa, lam)
+    np.divide(lam, frac, out=frac)
+    g_modes = frac @ mult
+    np.multiply(frac, frac, out=frac)
+    g2 = frac @ mult
+    return g_modes + ridge / kappa, -(g_modes - g2) - ridge / kappa
+
+
 def solve_kappa(
     lam: ArrayLike, mult: ArrayLike, ridge: float, P: ArrayLike, *, rtol: float = 1e-13
 ) -> NDArray[np.float64]:
@@ -204,18 +235,25 @@ def solve_kappa(
         if lo < 1e-300:
             break
     grid = np.geomspace(lo, hi, 400)
-    vals = _g(grid, lam, mult, ridge)
-    # vals decreasing in grid: interpolate log kappa as a function of log g
-    u = np.interp(-np.log(Pa), -np.log(vals), np.log(grid))
+    vals, dvals = _g_and_slope(grid, lam, mult, ridge)  # g and d g / d log kappa
+    # inverse cubic Hermite interpolation of log kappa as a function of log g (monotone)
+    x = -np.log(vals)
+    y = np.log(grid)
+    dydx = -vals / dvals  # d log k / d(-log g)
+    xq = -np.log(Pa)
+    idx = np.clip(np.searchsorted(x, xq) - 1, 0, len(x) - 2)
+    h = x[idx + 1] - x[idx]
+    t = (xq - x[idx]) / h
+    h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
+    h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
+    u = h00 * y[idx] + h10 * h * dydx[idx] + h01 * y[idx + 1] + h11 * h * dydx[idx + 1]
+    todo = np.arange(len(Pa))
     for _ in range(60):
-        k = np.exp(u)
-        frac = lam[None, :] / (lam[None, :] + k[:, None])
-        g = (mult[None, :] * frac).sum(axis=1) + ridge / k
-        dg = -(mult[None, :] * frac * (1 - frac)).sum(axis=1) - ridge / k
-        step = (g - Pa) / dg
-        step = np.clip(step, -2.0, 2.0)
-        u = u - step
-        if np.all(np.abs(step) < rtol):
+        g, dg = _g_and_slope(np.exp(u[todo]), lam, mult, ridge)
+        step = np.clip((g - Pa[todo]) / dg, -2.0, 2.0)
+        u[todo] -= step
+        todo = todo[np.abs(step) >= rtol]
+        if todo.size == 0:
             break
     kappa[active] = np.exp(u)
     return kappa
@@ -276,25 +314,22 @@ def learning_curve(
     kappa = solve_kappa(lam, mult, eff_ridge, P)
     sigma2 = target.noise
     v2 = target.power_array(lmax)
-    deg_lam = spec.eigenvalues
-    with np.errstate(divide="ignore", invalid="ignore"):
-        L_deg = np.where(
-            kappa[:, None] > 0,
-            deg_lam[None, :] / (deg_lam[None, :] + kappa[:, None]),
-            (deg_lam[None, :] > 0).astype(float),
-        )
-        frac = np.where(kappa[:, None] > 0, lam[None, :] / (lam[None, :] + kappa[:, None]), 1.0)
-    sum_L2 = (mult[None, :] * frac**2).sum(axis=1)
+    pos = kappa > 0
+    sum_L2 = np.full(len(P), float(mult.sum()))
+    if pos.any():
+        g_modes, slope = _g_and_slope(kappa[pos], lam, mult, 0.0)
+        sum_L2[pos] = g_modes + slope  # sum m L^2 = g_modes - (g_modes - sum m L^2)
     with np.errstate(divide="ignore"):
         e0 = np.where(P > sum_L2, P / (P - sum_L2), np.inf)
-    bias = ((1 - L_deg) ** 2 * v2[None, :]).sum(axis=1) + beyond
-    effective_noise = e0 * (bias + sigma2)
-    with np.errstate(over="ignore"):
-        n_deg = np.exp(spec.log_multiplicities)
-    share = np.where(np.isfinite(n_deg) & (L_deg > 0), n_deg[None, :] * L_deg**2 / P[:, None], 0.0)
-    per_degree = (1 - L_deg) ** 2 * v2[None, :] + share * effective_noise[:, None]
-    test = effective_noise - sigma2
-    noisy = effective_noise
+    # the bias needs only the target's degrees
+    tdeg = np.array([l for l in target.degrees if l <= lmax], dtype=np.int64)
+    lam_t = spec.eigenvalues[tdeg]
+    L_t = np.empty((len(P), len(tdeg)))
+    L_t[~pos] = (lam_t > 0).astype(float)
+    L_t[pos] = lam_t[None, :] / np.add.outer(kappa[pos], lam_t)
+    bias = ((1 - L_t) ** 2 * v2[tdeg][None, :]).sum(axis=1) + beyond
+    noisy = e0 * (bias + sigma2)
+    test = noisy - sigma2
     with np.errstate(divide="ignore", invalid="ignore"):
         # the tail's leftover mass acts like a ridge in the kappa equation only: the regression
         # itself still uses the ridge delta, so the training error is (delta / (P kappa))^2 ...
@@ -307,13 +342,14 @@ def learning_curve(
         train_error=train,
         kappa=kappa,
         overfitting=e0,
-        learnability=L_deg,
-        error_per_degree=per_degree,
         bias=bias,
         tail_ratio=tail_ratio,
         degrees=spec.degrees,
         ridge=ridge,
         noise=sigma2,
+        eigenvalues=spec.eigenvalues,
+        log_multiplicities=spec.log_multiplicities,
+        target_powers=v2,
         meta={
             "target_degrees": target.degrees,
             "spectrum": spec.name,
