@@ -261,8 +261,8 @@ def bench_spectrum(d: int, lmax: int, points: int, n_mp: int, repeats: int) -> l
 # --------------------------------------------------------------------------- (c) learning curves
 def _synthetic_spectrum(d: int, lmax: int) -> Any:
     """A ReLU-NTK-like spectrum (lambda_l ~ l^-d) with exact multiplicities and a small tail."""
-    from fieldcurve.sphere import log_multiplicity
     from fieldcurve.spectrum import Spectrum
+    from fieldcurve.sphere import log_multiplicity
 
     deg = np.arange(lmax + 1)
     lam = 0.3 * (deg + 1.0) ** (-float(d))
