@@ -87,21 +87,11 @@ def test_from_degree_powers_rejects_bad_input(kwargs, exc, match):
         Target.from_degree_powers(**kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="targets.py:67 formats the label with f'{v:g}' before validation: a string power "
-    "raises ValueError(\"Unknown format code 'g' for object of type 'str'\"), not naming the power",
-)
 def test_from_degree_powers_non_numeric_power_names_the_power():
     with pytest.raises((TypeError, ValueError), match="power"):
         Target.from_degree_powers({1: "a"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="targets.py:67 calls powers.items() before Target.__post_init__'s Mapping check: a list "
-    "raises AttributeError(\"'list' object has no attribute 'items'\") instead of TypeError",
-)
 def test_from_degree_powers_non_mapping_is_type_error():
     with pytest.raises(TypeError, match="mapping"):
         Target.from_degree_powers([(1, 1.0)])
@@ -251,12 +241,6 @@ def test_sample_max_features_limits_but_keeps_power():
     assert abs(f2.mean() - 2.0) < 5 * se
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="targets.py:134-135: max_features=0 (not validated) gives k=0 features, np.linalg.norm(c)"
-    " = 0 and a divide-by-zero RuntimeWarning; with warnings ignored the sample silently has power"
-    " 0 instead of the requested 1.0. Expected: ValueError naming max_features",
-)
 def test_sample_rejects_nonpositive_max_features():
     with pytest.raises(ValueError, match="max_features"):
         Target.from_degree_powers({1: 1.0}).sample(3, seed=0, max_features=0)
@@ -324,12 +308,6 @@ def test_sample_dimension_errors():
         s(np.ones(3))  # 1-D input
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="targets.py:170-177: SampledTarget.degree_part does not check X.shape[1] == self.d; for a"
-    " d = 3 target and X on the sqrt(4)-sphere it silently returns degree-l harmonics of R^4"
-    " (e.g. [0.254, -1.090, ...]) where __call__ raises ValueError",
-)
 def test_degree_part_rejects_wrong_dimension():
     s = Target.from_degree_powers({1: 1.0, 2: 0.5}, d=3).sample(seed=1)
     with pytest.raises(ValueError, match="dimension"):

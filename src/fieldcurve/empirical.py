@@ -49,7 +49,10 @@ class EmpiricalCurve:
 
 
 def _check_P(P: ArrayLike) -> NDArray[np.int64]:
-    arr = np.atleast_1d(np.asarray(P, dtype=np.float64))
+    raw = np.atleast_1d(np.asarray(P))
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"P must be numbers (sample sizes), got {P!r}")
+    arr = raw.astype(np.float64)
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
         raise ValueError("P must be a non-empty 1-D array of sample sizes")
     if np.any(arr <= 0) or np.any(arr != np.round(arr)):
@@ -106,22 +109,33 @@ def empirical_learning_curve(
         Test points per trial (the estimator of :math:`E_x`).
     per_degree
         Also return the exact per-degree errors; needs ``spectrum_for_degrees`` (a Spectrum
-        of the same kernel) for the :math:`\lambda_l`.
+        of the same kernel) for the :math:`\lambda_l` (without it they are None).
     """
     kernel = as_kernel(kernel)
-    d = check_dimension(d if d is not None else (target.d if target.d is not None else 0))
+    if d is None:
+        d = target.d
+    if d is None:
+        raise ValueError("d is required: the target is not tied to an input dimension")
+    d = check_dimension(d)
     Ps = _check_P(P)
     ridge = check_variance(ridge, "ridge")
     trials = check_nonneg_int(trials, "trials")
     if trials < 2:
         raise ValueError("trials must be >= 2 (a standard error needs two)")
     n_test = check_nonneg_int(n_test, "n_test")
+    if n_test < 1:
+        raise ValueError("n_test must be >= 1")
     degrees = [l for l in target.degrees]
     lam = None
     if per_degree and spectrum_for_degrees is not None:
         lam = spectrum_for_degrees.eigenvalues
         if spectrum_for_degrees.d != d:
             raise ValueError("spectrum_for_degrees is for another d")
+        if degrees and max(degrees) > spectrum_for_degrees.lmax:
+            raise ValueError(
+                f"spectrum_for_degrees stops at lmax = {spectrum_for_degrees.lmax}, below the"
+                f" target's degree {max(degrees)}"
+            )
     rng = np.random.default_rng(seed)
     p_max = int(Ps.max())
     raw = np.empty((trials, len(Ps)))

@@ -66,8 +66,12 @@ class Target:
         cls, powers: Mapping[int, float], noise: float = 0.0, d: int | None = None, name: str | None = None
     ) -> Target:
         r"""Target with the given :math:`v_l^2` per degree, e.g. ``{1: 1.0, 2: 0.5}``."""
-        label = name or "powers " + ", ".join(f"l={l}: {v:g}" for l, v in sorted(powers.items()))
-        return cls(powers=powers, noise=noise, d=d, name=label)
+        if not isinstance(powers, Mapping):
+            raise TypeError(f"powers must be a mapping degree -> power, got {type(powers).__name__}")
+        target = cls(powers=powers, noise=noise, d=d)  # validates before the label is built
+        label = name or "powers " + ", ".join(f"l={l}: {v:g}" for l, v in target.powers.items())
+        object.__setattr__(target, "name", label)
+        return target
 
     @classmethod
     def from_kernel(cls, kernel: Any, d: int, lmax: int, *, scale: float = 1.0, noise: float = 0.0) -> Target:
@@ -123,6 +127,9 @@ class Target:
         the target only through :math:`v_l^2`, so any such draw is representative.
         """
         d = self._resolve_d(d)
+        max_features = check_nonneg_int(max_features, "max_features")
+        if max_features < 1:
+            raise ValueError("max_features must be >= 1")
         rng = np.random.default_rng(seed)
         parts = []
         for l, v in self.powers.items():
@@ -166,6 +173,8 @@ class SampledTarget:
     def degree_part(self, X: ArrayLike, degree: int) -> NDArray[np.float64]:
         """The degree-``degree`` component :math:`\\Pi_l f` at the rows of ``X``."""
         X = check_finite_array(X, "X", ndim=2)
+        if X.shape[1] != self.d:
+            raise ValueError(f"X has dimension {X.shape[1]}, the target lives in d = {self.d}")
         out = np.zeros(X.shape[0])
         for l, feature_seed, c in self.components:
             if l == degree:

@@ -310,10 +310,49 @@ def learning_curve(
             stacklevel=2,
         )
     lam, mult, leftover, largest_tail = _levels(spec, tail_factor)
+    return _curve(
+        lam,
+        mult,
+        leftover,
+        largest_tail,
+        spec.eigenvalues,
+        spec.log_multiplicities,
+        target.power_array(lmax),
+        beyond,
+        target.noise,
+        P,
+        ridge,
+        meta={
+            "target_degrees": target.degrees,
+            "spectrum": spec.name,
+            "d": spec.d,
+            "target": target.name,
+            "leftover_tail_ridge": leftover,
+        },
+        degrees=spec.degrees,
+    )
+
+
+def _curve(
+    lam: NDArray,
+    mult: NDArray,
+    leftover: float,
+    largest_tail: float,
+    deg_eigs: NDArray,
+    deg_log_mult: NDArray,
+    v2: NDArray,
+    beyond: float,
+    sigma2: float,
+    P: NDArray,
+    ridge: float,
+    *,
+    meta: dict,
+    degrees: NDArray,
+) -> LearningCurve:
+    """The eigenlearning formulas on explicit levels (shared by sphere and data-set spectra)."""
+    lmax = len(deg_eigs) - 1
     eff_ridge = ridge + leftover
     kappa = solve_kappa(lam, mult, eff_ridge, P)
-    sigma2 = target.noise
-    v2 = target.power_array(lmax)
     pos = kappa > 0
     sum_L2 = np.full(len(P), float(mult.sum()))
     if pos.any():
@@ -321,9 +360,9 @@ def learning_curve(
         sum_L2[pos] = g_modes + slope  # sum m L^2 = g_modes - (g_modes - sum m L^2)
     with np.errstate(divide="ignore"):
         e0 = np.where(P > sum_L2, P / (P - sum_L2), np.inf)
-    # the bias needs only the target's degrees
-    tdeg = np.array([l for l in target.degrees if l <= lmax], dtype=np.int64)
-    lam_t = spec.eigenvalues[tdeg]
+    # the bias needs only the degrees with target power
+    tdeg = np.flatnonzero(v2[: lmax + 1] > 0)
+    lam_t = deg_eigs[tdeg]
     L_t = np.empty((len(P), len(tdeg)))
     L_t[~pos] = (lam_t > 0).astype(float)
     L_t[pos] = lam_t[None, :] / np.add.outer(kappa[pos], lam_t)
@@ -344,17 +383,11 @@ def learning_curve(
         overfitting=e0,
         bias=bias,
         tail_ratio=tail_ratio,
-        degrees=spec.degrees,
+        degrees=degrees,
         ridge=ridge,
         noise=sigma2,
-        eigenvalues=spec.eigenvalues,
-        log_multiplicities=spec.log_multiplicities,
+        eigenvalues=deg_eigs,
+        log_multiplicities=deg_log_mult,
         target_powers=v2,
-        meta={
-            "target_degrees": target.degrees,
-            "spectrum": spec.name,
-            "d": spec.d,
-            "target": target.name,
-            "leftover_tail_ridge": leftover,
-        },
+        meta=meta,
     )
