@@ -226,6 +226,20 @@ def parse_p_grid(text: str) -> np.ndarray:
     help="Overlay exact kernel regression with this many trials (P <= 4000 points).",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of --empirical.")
+@click.option(
+    "--dataset",
+    type=click.Choice(["digits"]),
+    default=None,
+    help="Bundled real data (scikit-learn's digits, projected onto the sphere; one-hot labels).",
+)
+@click.option(
+    "--data",
+    "data_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Your data: a .npy or .csv file of inputs (used as given; see --labels).",
+)
+@click.option("--labels", default=None, help="Label column (index or CSV header name) or a file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the curve as CSV."
@@ -256,6 +270,9 @@ def predict_cmd(
     as_json: bool,
     csv_path: str | None,
     plot_path: str,
+    dataset: str | None,
+    data_path: str | None,
+    labels: str | None,
 ) -> None:
     """Predict the test error of a network against the number of samples P.
 
@@ -268,6 +285,24 @@ def predict_cmd(
     from fieldcurve.theory import network_learning_curve
 
     mlp = MLP(depth, parse_activation(activation), weight_var, bias_var)
+    if dataset or data_path:
+        _predict_on_data(
+            mlp,
+            regime,
+            kind,
+            ridge,
+            noise,
+            p_grid,
+            trials,
+            seed,
+            as_json,
+            csv_path,
+            plot_path,
+            dataset,
+            data_path,
+            labels,
+        )
+        return
     target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
     P = parse_p_grid(p_grid)
     if regime == "gd" and trials:
@@ -320,11 +355,78 @@ def predict_cmd(
             click.echo(f"plot written to {plot_path}")
 
 
+def _predict_on_data(
+    mlp: Any,
+    regime: str,
+    kind: str,
+    ridge: float,
+    noise: float,
+    p_grid: str,
+    trials: int,
+    seed: int,
+    as_json: bool,
+    csv_path: str | None,
+    plot_path: str,
+    dataset: str | None,
+    data_path: str | None,
+    labels: str | None,
+) -> None:
+    """Learning curve on a real data set (empirical-measure theory, held-out error)."""
+    from fieldcurve.data import load_dataset, load_digits
+    from fieldcurve.theory import dataset_learning_curve, dataset_spectrum
+
+    if dataset and data_path:
+        raise ValueError("give either --dataset or --data, not both")
+    data = load_digits() if dataset == "digits" else load_dataset(data_path, labels)
+    if regime == "gd":
+        raise ValueError("--regime gd is not available on data sets yet (use kernel or bayes)")
+    if regime == "bayes":
+        kernel, ridge_used = nngp_kernel(mlp), noise
+    else:
+        kernel, ridge_used = (ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)), ridge
+    P = parse_p_grid(p_grid if p_grid != "10:10000:25" else f"10:{data.size // 2}:12")
+    if P.max() >= data.size:
+        raise ValueError(f"--P must stay below the data set size M = {data.size}")
+    spec = dataset_spectrum(kernel, data)
+    curve = dataset_learning_curve(spec, P, ridge=ridge_used)
+    emp = None
+    if trials:
+        from fieldcurve.empirical import empirical_dataset_curve
+
+        emp = empirical_dataset_curve(
+            kernel, data, P, ridge=ridge_used, trials=trials, seed=seed, progress=not as_json
+        )
+    if as_json:
+        out = curve.to_dict()
+        out.update({"kernel": spec.name, "data": data.name, "M": data.size, "regime": regime})
+        if emp is not None:
+            out["empirical"] = [
+                {"P": float(p), "test_error": float(m), "sem": float(e)}
+                for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)
+            ]
+        click.echo(json.dumps(out, indent=1))
+    else:
+        from fieldcurve.targets import Target
+
+        label = Target(powers={}, name=f"labels of {data.name} (held-out error)")
+        click.echo(format_curve_table(curve, f"{spec.name} ({regime} regime)", label, emp))
+    if csv_path:
+        write_curve_csv(curve, csv_path)
+    if plot_path:
+        from fieldcurve.plotting import plot_learning_curve
+
+        plot_learning_curve(curve, plot_path, empirical=emp, title=spec.name)
+        if not as_json:
+            click.echo(f"plot written to {plot_path}")
+
+
 def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = None) -> str:
     """Readable table of a learning curve (and the measurement, if any)."""
     degs = curve.meta.get("target_degrees", [])
     head = (
-        f"# {kernel_name}, d = {curve.meta.get('d')}; target: {target.name};"
+        f"# {kernel_name}"
+        + (f", d = {curve.meta['d']}" if curve.meta.get("d") else "")
+        + f"; target: {target.name};"
         f" noise {curve.noise:g}; ridge {curve.ridge:g}"
     )
     cols = f"{'P':>7} {'E_g':>11} {'E_g+noise':>11} {'train':>11} {'kappa':>11}"

@@ -29,7 +29,7 @@ from fieldcurve.kernels import as_kernel
 from fieldcurve.sphere import legendre, multiplicity, sample_sphere
 from fieldcurve.targets import Target
 
-__all__ = ["EmpiricalCurve", "empirical_learning_curve"]
+__all__ = ["EmpiricalCurve", "empirical_dataset_curve", "empirical_learning_curve"]
 
 
 @dataclass(frozen=True)
@@ -183,4 +183,60 @@ def empirical_learning_curve(
         ridge=ridge,
         raw=raw,
         meta={"max_jitter": max(jitters) if jitters else 0.0, "n_test": n_test, "seed": seed},
+    )
+
+
+def empirical_dataset_curve(
+    kernel: Any,
+    data: Any,
+    P: ArrayLike | Sequence[int],
+    *,
+    ridge: float = 0.0,
+    trials: int = 20,
+    seed: int,
+    progress: bool = False,
+) -> EmpiricalCurve:
+    r"""Kernel regression on a real data set: random training subsets of size P (nested prefixes
+    of a random permutation per trial), test error on the held-out points
+    :math:`\frac1{n}\sum_{held-out}\sum_c(\hat f_c - y_c)^2` (summed over outputs), mean and
+    standard error over trials. The Gram matrix of all M points is computed once.
+    """
+    from fieldcurve.data import Dataset
+
+    if not isinstance(data, Dataset):
+        raise TypeError("data must be a fieldcurve Dataset (see fieldcurve.data)")
+    kernel = as_kernel(kernel)
+    Ps = _check_P(P)
+    ridge = check_variance(ridge, "ridge")
+    trials = check_nonneg_int(trials, "trials")
+    if trials < 2:
+        raise ValueError("trials must be >= 2 (a standard error needs two)")
+    M = data.size
+    p_max = int(Ps.max())
+    if p_max >= M:
+        raise ValueError(f"P = {p_max} leaves no held-out points in a data set of M = {M}")
+    K = kernel.gram(data.X)
+    Y = data.Y
+    rng = np.random.default_rng(seed)
+    raw = np.empty((trials, len(Ps)))
+    it = tqdm(range(trials), desc="trials", unit="trial") if progress else range(trials)
+    for trial in it:
+        perm = rng.permutation(M)
+        train, test = perm[:p_max], perm[p_max:]
+        for j, p in enumerate(Ps):
+            idx = train[:p]
+            alpha, _ = _solve(K[np.ix_(idx, idx)], Y[idx], ridge)
+            pred = K[np.ix_(test, idx)] @ alpha
+            raw[trial, j] = float(np.mean(np.sum((pred - Y[test]) ** 2, axis=1)))
+    return EmpiricalCurve(
+        P=Ps.astype(np.float64),
+        test_error=raw.mean(axis=0),
+        test_error_sem=raw.std(axis=0, ddof=1) / np.sqrt(trials),
+        error_per_degree=None,
+        error_per_degree_sem=None,
+        degrees=[],
+        trials=trials,
+        ridge=ridge,
+        raw=raw,
+        meta={"seed": seed, "held_out": M - p_max, "data": data.name},
     )

@@ -1,6 +1,15 @@
 """Learning-curve theory: eigenlearning / replica predictions from a kernel spectrum."""
 
+from fieldcurve.theory.dataset import DatasetSpectrum, dataset_learning_curve, dataset_spectrum
 from fieldcurve.theory.eigenlearning import LearningCurve, learning_curve, solve_kappa
 from fieldcurve.theory.networks import network_learning_curve
 
-__all__ = ["LearningCurve", "learning_curve", "network_learning_curve", "solve_kappa"]
+__all__ = [
+    "DatasetSpectrum",
+    "LearningCurve",
+    "dataset_learning_curve",
+    "dataset_spectrum",
+    "learning_curve",
+    "network_learning_curve",
+    "solve_kappa",
+]

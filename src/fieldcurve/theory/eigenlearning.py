@@ -295,11 +295,7 @@ def learning_curve(
     if target.d is not None and target.d != spec.d:
         raise ValueError(f"spectrum is for d = {spec.d} but the target is for d = {target.d}")
     ridge = check_variance(ridge, "ridge")
-    P = np.atleast_1d(np.asarray(P, dtype=np.float64))
-    if P.ndim != 1 or P.size == 0 or not np.all(np.isfinite(P)):
-        raise ValueError("P must be a non-empty 1-D array of finite sample sizes")
-    if np.any(P <= 0) or np.any(P != np.round(P)):
-        raise ValueError("P must contain positive integers")
+    P = _check_sizes(P)
     lmax = spec.lmax
     beyond = target.power_beyond(lmax)
     if beyond > 0:
@@ -331,6 +327,19 @@ def learning_curve(
         },
         degrees=spec.degrees,
     )
+
+
+def _check_sizes(P: ArrayLike) -> NDArray[np.float64]:
+    """P as a 1-D float array of positive integers (clear errors otherwise)."""
+    raw = np.atleast_1d(np.asarray(P))
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"P must be numbers (sample sizes), got {P!r}")
+    arr = raw.astype(np.float64)
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError("P must be a non-empty 1-D array of finite sample sizes")
+    if np.any(arr <= 0) or np.any(arr != np.round(arr)):
+        raise ValueError("P must contain positive integers")
+    return arr
 
 
 def _curve(
