@@ -2,6 +2,7 @@
 
 from fieldcurve.theory.dataset import DatasetSpectrum, dataset_learning_curve, dataset_spectrum
 from fieldcurve.theory.eigenlearning import LearningCurve, learning_curve, solve_kappa
+from fieldcurve.theory.equivalent_kernel import equivalent_kernel_curve
 from fieldcurve.theory.networks import network_learning_curve
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "LearningCurve",
     "dataset_learning_curve",
     "dataset_spectrum",
+    "equivalent_kernel_curve",
     "learning_curve",
     "network_learning_curve",
     "solve_kappa",
