@@ -362,12 +362,14 @@ def test_from_kernel_rejects_negative_scale():
 def test_from_function_monte_carlo_powers_against_closed_forms():
     """f(x) = x_1 + (x_2^2 - 1) on the sqrt(d)-sphere: degree 1 power E[x_1^2] = 1, degree 2
     power E[(x_2^2 - 1)^2] = 3d/(d+2) - 1 (x_2^2 - |x|^2/d is harmonic); zero elsewhere. The
-    batched U-statistic must agree within 4 standard errors."""
+    batched U-statistic must agree within 5 standard errors (where the power is zero the
+    U-statistic is degenerate and skewed, so its tails are heavier than Gaussian: over 20 seeds
+    the largest deviation seen was 4.0 SE, in degree 0)."""
     d = 6
     tgt = Target.from_function(lambda X: X[:, 0] + X[:, 1] ** 2 - 1, d, 4, n=4000, seed=11)
     exact = [0.0, 1.0, 3 * d / (d + 2) - 1, 0.0, 0.0]
     raw, sem = tgt.meta["raw_power"], tgt.meta["power_sem"]
-    assert np.all(np.abs(raw - exact) < 4 * sem + 1e-12), (raw, sem)
+    assert np.all(np.abs(raw - exact) < 5 * sem + 1e-12), (raw, sem)
     assert np.all(sem < 0.1)
     with pytest.raises(ValueError, match="one value per row"):
         Target.from_function(lambda X: X, d, 2, n=100, seed=0)
