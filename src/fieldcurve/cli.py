@@ -240,6 +240,13 @@ def parse_p_grid(text: str) -> np.ndarray:
     help="Your data: a .npy or .csv file of inputs (used as given; see --labels).",
 )
 @click.option("--labels", default=None, help="Label column (index or CSV header name) or a file.")
+@click.option(
+    "--spectrum-plot",
+    "spectrum_plot",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also plot the kernel's spectrum next to the target's power per degree.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the curve as CSV."
@@ -273,6 +280,7 @@ def predict_cmd(
     dataset: str | None,
     data_path: str | None,
     labels: str | None,
+    spectrum_plot: str | None,
 ) -> None:
     """Predict the test error of a network against the number of samples P.
 
@@ -353,6 +361,10 @@ def predict_cmd(
         plot_learning_curve(curve, plot_path, empirical=emp)
         if not as_json:
             click.echo(f"plot written to {plot_path}")
+    if spectrum_plot:
+        from fieldcurve.plotting import plot_spectrum
+
+        plot_spectrum(spec, spectrum_plot, target=target)
 
 
 def _predict_on_data(
@@ -370,6 +382,7 @@ def _predict_on_data(
     dataset: str | None,
     data_path: str | None,
     labels: str | None,
+    spectrum_plot: str | None,
 ) -> None:
     """Learning curve on a real data set (empirical-measure theory, held-out error)."""
     from fieldcurve.data import load_dataset, load_digits

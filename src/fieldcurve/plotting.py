@@ -16,12 +16,13 @@ from fieldcurve.spectrum import Spectrum
 __all__ = ["plot_learning_curve", "plot_spectrum"]
 
 
-def plot_spectrum(spec: Spectrum, path: str | Path, title: str | None = None) -> Path:
+def plot_spectrum(spec: Spectrum, path: str | Path, title: str | None = None, target: Any = None) -> Path:
     r"""Write a two-panel log-scale plot of a :class:`~fieldcurve.spectrum.Spectrum`.
 
     Left: :math:`\lambda_l` against the degree (markers show the route that computed each
     degree; zeros are omitted). Right: each degree's share :math:`N(d,l)\lambda_l/k(1)` and the
-    cumulative fraction of the trace.
+    cumulative fraction of the trace; with ``target``, its share of power per degree
+    :math:`v_l^2/\sum v^2` beside it (what the kernel must learn next to what it favours).
     """
     path = Path(path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -42,6 +43,10 @@ def plot_spectrum(spec: Spectrum, path: str | Path, title: str | None = None) ->
     ax2.semilogy(deg[ok], share[ok], "o", ms=3.5, label=r"$N(d,l)\lambda_l/k(1)$")
     cum = np.nancumsum(np.where(np.isfinite(share), share, 0.0))
     ax2.semilogy(deg, np.maximum(1 - cum, 1e-300), "-", label="1 − cumulative fraction")
+    if target is not None and target.total_power > 0:
+        tp = target.power_array(spec.lmax) / target.total_power
+        sel = tp > 0
+        ax2.semilogy(deg[sel], tp[sel], "s", ms=6, mfc="none", color="C3", label=r"target $v_l^2/\sum v^2$")
     ax2.set_xlabel("degree $l$")
     ax2.set_title("share of the trace $k(1)$")
     ax2.grid(alpha=0.3)
