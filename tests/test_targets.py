@@ -375,3 +375,33 @@ def test_from_function_monte_carlo_powers_against_closed_forms():
         Target.from_function(lambda X: X, d, 2, n=100, seed=0)
     with pytest.raises(TypeError, match="callable"):
         Target.from_function(3.0, d, 2, n=100, seed=0)
+
+
+def test_from_polynomial_exact_powers():
+    """Exact rational powers: harmonic pieces with hand-computed norms, Parseval against the
+    closed-form sphere moment E[x_1^8] = d^4 Gamma(d/2) Gamma(9/2) / (Gamma(d/2+4) Gamma(1/2)),
+    and agreement with the independent Monte Carlo U-statistic (from_function)."""
+    import sympy
+
+    d = 6
+    tgt = Target.from_polynomial("x1 + x2**2 - 1 + x1*x2*x3", d)
+    assert tgt.meta["exact_powers"] == {0: 0, 1: 1, 2: sympy.Rational(5, 4), 3: sympy.Rational(9, 20)}
+    d = 7
+    tgt = Target.from_polynomial("x1**4 + 3*x_2", d)
+    half = sympy.Rational(d, 2)
+    m8 = (
+        d**4
+        * sympy.gamma(half)
+        * sympy.gamma(sympy.Rational(9, 2))
+        / (sympy.gamma(half + 4) * sympy.gamma(sympy.Rational(1, 2)))
+    )
+    assert sympy.simplify(sum(tgt.meta["exact_powers"].values()) - (m8 + 9)) == 0
+    mc = Target.from_function(lambda X: X[:, 0] ** 4 + 3 * X[:, 1], d, 4, n=6000, seed=3)
+    for l in range(5):
+        assert abs(mc.meta["raw_power"][l] - tgt.powers.get(l, 0.0)) < 5 * mc.meta["power_sem"][l] + 1e-9
+    with pytest.raises(ValueError, match="may contain only"):
+        Target.from_polynomial("y**2", 3)
+    with pytest.raises(ValueError, match="may contain only"):
+        Target.from_polynomial("__import__('os')", 3)
+    with pytest.raises(ValueError, match="unknown"):
+        Target.from_polynomial(sympy.Symbol("y") ** 2, 3)

@@ -196,6 +196,12 @@ def parse_p_grid(text: str) -> np.ndarray:
     show_default=True,
     help="Target power per degree v_l^2 as degree:power pairs.",
 )
+@click.option(
+    "--polynomial",
+    default=None,
+    help="Target as a polynomial in x1..xd, e.g. 'x1*x2 + x3**3' (exact power per degree; "
+    "replaces --powers).",
+)
 @click.option("--noise", default=0.01, show_default=True, type=float, help="Label-noise variance sigma^2.")
 @click.option(
     "--ridge",
@@ -268,6 +274,7 @@ def predict_cmd(
     kind: str,
     dim: int,
     powers: str,
+    polynomial: str | None,
     noise: float,
     ridge: float,
     p_grid: str,
@@ -311,7 +318,12 @@ def predict_cmd(
             labels,
         )
         return
-    target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
+    if polynomial:
+        if not re.fullmatch(r"[\sx_0-9+\-*/().]+", polynomial):
+            raise ValueError("--polynomial may contain only x1..xd, numbers and + - * / ** ( )")
+        target = Target.from_polynomial(polynomial, dim, noise=noise)
+    else:
+        target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
     P = parse_p_grid(p_grid)
     if regime == "gd" and trials:
         raise ValueError("--empirical is available for --regime kernel and bayes (gd: next release)")
