@@ -354,25 +354,17 @@ def predict_cmd(
             spectrum_for_degrees=spec,
             progress=not as_json,
         )
-    if as_json:
-        out = curve.to_dict()
-        out.update({"kernel": spec.name, "d": dim, "regime": regime, "target": target.name})
-        if emp is not None:
-            out["empirical"] = [
-                {"P": float(p), "test_error": float(m), "sem": float(e)}
-                for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)
-            ]
-        click.echo(json.dumps(out, indent=1))
-    else:
-        click.echo(format_curve_table(curve, f"{spec.name} ({regime} regime)", target, emp))
-    if csv_path:
-        write_curve_csv(curve, csv_path)
-    if plot_path:
-        from fieldcurve.plotting import plot_learning_curve
-
-        plot_learning_curve(curve, plot_path, empirical=emp)
-        if not as_json:
-            click.echo(f"plot written to {plot_path}")
+    _emit(
+        curve,
+        emp,
+        f"{spec.name} ({regime} regime)",
+        target,
+        {"kernel": spec.name, "d": dim, "regime": regime, "target": target.name},
+        as_json,
+        csv_path,
+        plot_path,
+        None,
+    )
     if spectrum_plot:
         from fieldcurve.plotting import plot_spectrum
 
@@ -421,9 +413,36 @@ def _predict_on_data(
         emp = empirical_dataset_curve(
             kernel, data, P, ridge=ridge_used, trials=trials, seed=seed, progress=not as_json
         )
+    from fieldcurve.targets import Target
+
+    _emit(
+        curve,
+        emp,
+        f"{spec.name} ({regime} regime)",
+        Target(powers={}, name=f"labels of {data.name} (held-out error)"),
+        {"kernel": spec.name, "data": data.name, "M": data.size, "regime": regime},
+        as_json,
+        csv_path,
+        plot_path,
+        spec.name,
+    )
+
+
+def _emit(
+    curve: Any,
+    emp: Any,
+    kernel_name: str,
+    target: Any,
+    extra: dict,
+    as_json: bool,
+    csv_path: str | None,
+    plot_path: str,
+    title: str | None,
+) -> None:
+    """Print the curve (table or JSON), and write the CSV and the plot if asked."""
     if as_json:
         out = curve.to_dict()
-        out.update({"kernel": spec.name, "data": data.name, "M": data.size, "regime": regime})
+        out.update(extra)
         if emp is not None:
             out["empirical"] = [
                 {"P": float(p), "test_error": float(m), "sem": float(e)}
@@ -431,16 +450,13 @@ def _predict_on_data(
             ]
         click.echo(json.dumps(out, indent=1))
     else:
-        from fieldcurve.targets import Target
-
-        label = Target(powers={}, name=f"labels of {data.name} (held-out error)")
-        click.echo(format_curve_table(curve, f"{spec.name} ({regime} regime)", label, emp))
+        click.echo(format_curve_table(curve, kernel_name, target, emp))
     if csv_path:
         write_curve_csv(curve, csv_path)
     if plot_path:
         from fieldcurve.plotting import plot_learning_curve
 
-        plot_learning_curve(curve, plot_path, empirical=emp, title=spec.name)
+        plot_learning_curve(curve, plot_path, empirical=emp, title=title)
         if not as_json:
             click.echo(f"plot written to {plot_path}")
 

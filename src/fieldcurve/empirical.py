@@ -49,15 +49,9 @@ class EmpiricalCurve:
 
 
 def _check_P(P: ArrayLike) -> NDArray[np.int64]:
-    raw = np.atleast_1d(np.asarray(P))
-    if raw.dtype.kind not in "iuf":
-        raise TypeError(f"P must be numbers (sample sizes), got {P!r}")
-    arr = raw.astype(np.float64)
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError("P must be a non-empty 1-D array of sample sizes")
-    if np.any(arr <= 0) or np.any(arr != np.round(arr)):
-        raise ValueError("P must contain positive integers")
-    return arr.astype(np.int64)
+    from fieldcurve.theory.eigenlearning import _check_sizes
+
+    return _check_sizes(P).astype(np.int64)
 
 
 def _solve(K: NDArray, y: NDArray, ridge: float) -> tuple[NDArray, float]:

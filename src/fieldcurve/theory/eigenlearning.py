@@ -288,14 +288,7 @@ def learning_curve(
     LearningCurve
         See the module docstring for every formula.
     """
-    if not isinstance(spec, Spectrum):
-        raise TypeError("spec must be a fieldcurve Spectrum")
-    if not isinstance(target, Target):
-        raise TypeError("target must be a fieldcurve Target")
-    if target.d is not None and target.d != spec.d:
-        raise ValueError(f"spectrum is for d = {spec.d} but the target is for d = {target.d}")
-    ridge = check_variance(ridge, "ridge")
-    P = _check_sizes(P)
+    ridge, P = _check_inputs(spec, target, ridge, P)
     lmax = spec.lmax
     beyond = target.power_beyond(lmax)
     if beyond > 0:
@@ -327,6 +320,17 @@ def learning_curve(
         },
         degrees=spec.degrees,
     )
+
+
+def _check_inputs(spec: Any, target: Any, ridge: float, P: ArrayLike) -> tuple[float, NDArray]:
+    """Validate a (spectrum, target, ridge, P) request; returns the ridge and P as arrays."""
+    if not isinstance(spec, Spectrum):
+        raise TypeError("spec must be a fieldcurve Spectrum")
+    if not isinstance(target, Target):
+        raise TypeError("target must be a fieldcurve Target")
+    if target.d is not None and target.d != spec.d:
+        raise ValueError(f"spectrum is for d = {spec.d} but the target is for d = {target.d}")
+    return check_variance(ridge, "ridge"), _check_sizes(P)
 
 
 def _check_sizes(P: ArrayLike) -> NDArray[np.float64]:

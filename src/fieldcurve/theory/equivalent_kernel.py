@@ -36,10 +36,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fieldcurve._checks import check_variance
 from fieldcurve.spectrum import Spectrum
 from fieldcurve.targets import Target
-from fieldcurve.theory.eigenlearning import LearningCurve, _check_sizes, _levels
+from fieldcurve.theory.eigenlearning import LearningCurve, _check_inputs, _levels
 
 __all__ = ["equivalent_kernel_curve"]
 
@@ -80,14 +79,7 @@ def equivalent_kernel_curve(
     ``kappa`` = :math:`\kappa_{EK}` or :math:`\kappa_{rEK}`; ``test_error_noisy`` adds
     :math:`\sigma^2`.
     """
-    if not isinstance(spec, Spectrum):
-        raise TypeError("spec must be a fieldcurve Spectrum")
-    if not isinstance(target, Target):
-        raise TypeError("target must be a fieldcurve Target")
-    if target.d is not None and target.d != spec.d:
-        raise ValueError(f"spectrum is for d = {spec.d} but the target is for d = {target.d}")
-    ridge = check_variance(ridge, "ridge")
-    P = _check_sizes(P)
+    ridge, P = _check_inputs(spec, target, ridge, P)
     lam, mult, leftover, _ = _levels(spec, tail_factor)
     if renormalised:
         kappa = _renormalised_kappa(lam, mult, ridge + leftover, P)
