@@ -9,6 +9,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -544,19 +545,28 @@ def format_spectrum_table(spec: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning bad input into one line and exit status 2."""
-    try:
-        cli.main(args=argv, prog_name="fieldcurve", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
-    except (ValueError, TypeError, OSError, np.linalg.LinAlgError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    sys.exit(0)
+    """Entry point: run the CLI, turning bad input into one line and exit status 2.
+
+    Warnings (e.g. eigenvalues that could not be resolved to the requested accuracy) are printed
+    as one ``warning: ...`` line each on stderr.
+    """
+    status = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cli.main(args=argv, prog_name="fieldcurve", standalone_mode=False)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            status = 1
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            status = 2
+        except (ValueError, TypeError, OSError, np.linalg.LinAlgError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            status = 2
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"warning: {message}", err=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
