@@ -562,10 +562,16 @@ def spectrum(
             if errors[l] < err[l] or methods[l] == "none":
                 log_lam[l], sign[l], err[l], methods[l] = values_log[l], signs[l], errors[l], route
 
+    def resolved(l: int) -> bool:
+        # compared in logarithms: eigenvalues may underflow double precision
+        if err[l] == 0:
+            return bool(np.isfinite(log_lam[l]) or log_lam[l] == -np.inf)
+        if not np.isfinite(err[l]) or np.isnan(log_lam[l]) or log_lam[l] == -np.inf:
+            return False
+        return bool(math.log(err[l]) <= math.log(rtol) + log_lam[l])
+
     def unresolved_degrees() -> list[int]:
-        with np.errstate(over="ignore", invalid="ignore"):
-            lam_now = sign * np.exp(np.minimum(log_lam, 700.0))
-        return [int(l) for l in degrees if not err[l] <= rtol * abs(lam_now[l])]
+        return [int(l) for l in degrees if not resolved(int(l))]
 
     if method in ("auto", "series"):
         n_terms = series_terms or _series_terms_needed(lmax, d)
@@ -613,9 +619,7 @@ def spectrum(
     positive = (sign > 0) & ~np.isnan(log_lam)
     log_out = np.where(positive, log_lam, -np.inf)
     lam_out = np.where(positive, lam, 0.0)
-    unresolved = [
-        l for l in range(lmax + 1) if positive[l] and not err[l] <= rtol * math.exp(min(log_out[l], 700.0))
-    ]
+    unresolved = [l for l in range(lmax + 1) if positive[l] and not resolved(l)]
     if unresolved and method == "auto":
         warnings.warn(
             f"{len(unresolved)} eigenvalue(s) (degrees {unresolved[:5]}...) could not be resolved to"
