@@ -227,9 +227,17 @@ def write_csv(results: list[dict], path: Path) -> None:
             c = r["cfg"]
             for i in range(len(r["P"])):
                 w.writerow(
-                    [c.index, *(getattr(c, f) for f in FACTORS), int(r["P"][i]),
-                     f"{r['theory'][i]:.6g}", f"{r['measured'][i]:.6g}", f"{r['sem'][i]:.4g}",
-                     f"{r['rel'][i]:.4g}", f"{r['z'][i]:.3g}", int(r["ok"][i])]
+                    [
+                        c.index,
+                        *(getattr(c, f) for f in FACTORS),
+                        int(r["P"][i]),
+                        f"{r['theory'][i]:.6g}",
+                        f"{r['measured'][i]:.6g}",
+                        f"{r['sem'][i]:.4g}",
+                        f"{r['rel'][i]:.4g}",
+                        f"{r['z'][i]:.3g}",
+                        int(r["ok"][i]),
+                    ]
                 )
 
 
@@ -252,26 +260,50 @@ def plot_scatter(results: list[dict], path: Path, title: str) -> None:
                 continue
             th, me, se, ok = r["theory"], r["measured"], r["sem"], r["ok"]
             lo, hi = min(lo, th.min(), me.min()), max(hi, th.max(), me.max())
-            ax.errorbar(th[ok], me[ok], yerr=se[ok], fmt="o", ms=4, color=colour, alpha=0.8,
-                        elinewidth=0.8, label=f"{act} {kind.upper()}" if first else None)
+            ax.errorbar(
+                th[ok],
+                me[ok],
+                yerr=se[ok],
+                fmt="o",
+                ms=4,
+                color=colour,
+                alpha=0.8,
+                elinewidth=0.8,
+                label=f"{act} {kind.upper()}" if first else None,
+            )
             if (~ok).any():
                 ax.plot(th[~ok], me[~ok], "x", ms=8, color="black", mew=1.5)
-            ax2.plot(r["P"], 100 * (th - me) / me, "o", ms=4, color=colour, alpha=0.8,
-                     label=f"{act} {kind.upper()}" if first else None)
+            ax2.plot(
+                r["P"],
+                100 * (th - me) / me,
+                "o",
+                ms=4,
+                color=colour,
+                alpha=0.8,
+                label=f"{act} {kind.upper()}" if first else None,
+            )
             first = False
     line = np.array([lo / 1.5, hi * 1.5])
     ax.plot(line, line, "k-", lw=0.8, label="predicted = measured")
     ax.plot(line, line * (1 + REL_TOL), "k--", lw=0.6, label="±15%")
     ax.plot(line, line * (1 - REL_TOL), "k--", lw=0.6)
-    ax.set(xscale="log", yscale="log", xlabel="predicted $E_g$ (eigenlearning theory)",
-           ylabel="measured $E_g$ (kernel regression, mean ± SE)",
-           title="predicted vs measured (x: outside 15% and 3 SE)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="predicted $E_g$ (eigenlearning theory)",
+        ylabel="measured $E_g$ (kernel regression, mean ± SE)",
+        title="predicted vs measured (x: outside 15% and 3 SE)",
+    )
     ax.legend(fontsize=8, loc="upper left")
     ax2.axhline(0, color="k", lw=0.8)
     for s in (-1, 1):
         ax2.axhline(100 * s * REL_TOL, color="k", ls="--", lw=0.6)
-    ax2.set(xscale="log", xlabel="P", ylabel="(predicted − measured) / measured  [%]",
-            title="relative deviation per point")
+    ax2.set(
+        xscale="log",
+        xlabel="P",
+        ylabel="(predicted − measured) / measured  [%]",
+        title="relative deviation per point",
+    )
     ax2.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -294,20 +326,32 @@ def plot_panels(results: list[dict], path: Path) -> None:
         if bad.any():
             ax.plot(r["P"][bad], r["measured"][bad], "x", color="red", ms=9, mew=1.5)
         ax.set(xscale="log", yscale="log")
-        ax.set_title(f"#{c.index} {c.activation} {c.kind.upper()} L={c.depth} d={c.d}\n"
-                     f"mix {c.mix}, σ²={c.noise:g}, δ={c.ridge:g}, σ_b²={c.bias_var:g}", fontsize=8)
+        ax.set_title(
+            f"#{c.index} {c.activation} {c.kind.upper()} L={c.depth} d={c.d}\n"
+            f"mix {c.mix}, σ²={c.noise:g}, δ={c.ridge:g}, σ_b²={c.bias_var:g}",
+            fontsize=8,
+        )
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    fig.suptitle("E_g vs P: theory (line) and kernel regression (mean ± SE); red x = outside 15% and 3 SE",
-                 fontsize=10)
+    fig.suptitle(
+        "E_g vs P: theory (line) and kernel regression (mean ± SE); red x = outside 15% and 3 SE", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def write_report(results: list[dict], args: argparse.Namespace, mode: dict, info: dict,
-                 coverage: list[str], elapsed: float, load_end: tuple, paths: dict) -> str:
+def write_report(
+    results: list[dict],
+    args: argparse.Namespace,
+    mode: dict,
+    info: dict,
+    coverage: list[str],
+    elapsed: float,
+    load_end: tuple,
+    paths: dict,
+) -> str:
     rel_all = np.concatenate([r["rel"] for r in results])
     ok_all = np.concatenate([r["ok"] for r in results])
     n_pts = len(rel_all)
@@ -354,7 +398,8 @@ def write_report(results: list[dict], args: argparse.Namespace, mode: dict, info
         f"* P grid: {', '.join(str(p) for p in mode['P'])}.",
         "* Networks: `fc.MLP(depth, activation, weight_var, bias_var)` with weight_var = 2 (ReLU),"
         " 1 (erf); NTK parameterisation. Target mixes (power v_l² per degree): "
-        + "; ".join(f"{k} = {v}" for k, v in MIXES.items()) + ".",
+        + "; ".join(f"{k} = {v}" for k, v in MIXES.items())
+        + ".",
         "* Relative error = |predicted − measured| / measured. A point *agrees* if relative error"
         " ≤ 15% or |predicted − measured| ≤ 3 SE.",
         "* Design: 24 of the 2·2·4·3·4·2·2·2 = 1536 combinations, every factor column balanced and"
@@ -397,8 +442,10 @@ def write_report(results: list[dict], args: argparse.Namespace, mode: dict, info
                 continue
             rel = np.concatenate([r["rel"] for r in sel])
             ok = np.concatenate([r["ok"] for r in sel])
-            lines.append(f"| {f} | {lv} | {len(sel)} | {len(rel)} | {_fmt_pct(float(np.median(rel)))}"
-                         f" | {int(ok.sum())}/{len(ok)} |")
+            lines.append(
+                f"| {f} | {lv} | {len(sel)} | {len(rel)} | {_fmt_pct(float(np.median(rel)))}"
+                f" | {int(ok.sum())}/{len(ok)} |"
+            )
     lines += ["", "## Points outside 15% and 3 SE", ""]
     bad_rows = []
     for r in results:
@@ -408,8 +455,11 @@ def write_report(results: list[dict], args: argparse.Namespace, mode: dict, info
                 f" ± {r['sem'][i]:.2g} | {_fmt_pct(float(r['rel'][i]))} | {r['z'][i]:.1f} |"
             )
     if bad_rows:
-        lines += ["| # | P | predicted | measured ± SE | rel. err. | z |", "|---|---|---|---|---|---|",
-                  *bad_rows]
+        lines += [
+            "| # | P | predicted | measured ± SE | rel. err. | z |",
+            "|---|---|---|---|---|---|",
+            *bad_rows,
+        ]
     else:
         lines.append("None.")
     warn = sorted({w for r in results for w in r["warnings"]})
@@ -431,11 +481,19 @@ def write_report(results: list[dict], args: argparse.Namespace, mode: dict, info
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="P <= 1210 and 10 trials (~2 min smoke test)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="Markdown report (default benchmarks/accuracy_learning_curves[_quick].md)")
-    ap.add_argument("--png", type=Path, default=None,
-                    help="scatter plot (default docs/accuracy_learning_curves[_quick].png); the panel"
-                         " plot and the CSV go next to it")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Markdown report (default benchmarks/accuracy_learning_curves[_quick].md)",
+    )
+    ap.add_argument(
+        "--png",
+        type=Path,
+        default=None,
+        help="scatter plot (default docs/accuracy_learning_curves[_quick].png); the panel"
+        " plot and the CSV go next to it",
+    )
     ap.add_argument("--only", type=str, default=None, help="comma-separated config indices (debugging)")
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "full"]
@@ -455,8 +513,12 @@ def main(argv: list[str] | None = None) -> int:
         cfgs = [c for c in cfgs if c.index in keep]
     info = sysinfo.describe(ROOT)
     t_start = time.perf_counter()
-    print(f"[{0:7.1f} s] {len(cfgs)} configurations, P = {mode['P']}, {mode['trials']} trials,"
-          f" OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}", file=sys.stderr, flush=True)
+    print(
+        f"[{0:7.1f} s] {len(cfgs)} configurations, P = {mode['P']}, {mode['trials']} trials,"
+        f" OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
+        file=sys.stderr,
+        flush=True,
+    )
     results = []
     for k, cfg in enumerate(cfgs):
         r = run_config(cfg, mode["P"], mode["trials"])
@@ -466,22 +528,28 @@ def main(argv: list[str] | None = None) -> int:
             f" {cfg.label:<48s}"
             f" median {_fmt_pct(float(np.median(r['rel']))):>6s} max {_fmt_pct(float(r['rel'].max())):>6s}"
             f" agree {int(r['ok'].sum())}/{len(r['ok'])} ({r['t_total']:.0f} s)",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
     elapsed = time.perf_counter() - t_start
     write_csv(results, paths["csv"])
     rel_all = np.concatenate([r["rel"] for r in results])
     ok_all = np.concatenate([r["ok"] for r in results])
-    title = (f"{len(results)} configurations, {len(rel_all)} points: median rel. error"
-             f" {_fmt_pct(float(np.median(rel_all)))}, {int(ok_all.sum())}/{len(ok_all)} within 15% or 3 SE")
+    title = (
+        f"{len(results)} configurations, {len(rel_all)} points: median rel. error"
+        f" {_fmt_pct(float(np.median(rel_all)))}, {int(ok_all.sum())}/{len(ok_all)} within 15% or 3 SE"
+    )
     plot_scatter(results, paths["png"], title)
     plot_panels(results, paths["panels"])
     report = write_report(results, args, mode, info, coverage, elapsed, os.getloadavg(), paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
     print(report)
-    print(f"[{time.perf_counter() - t_start:7.1f} s] wrote {out}, {paths['png']}, {paths['panels']},"
-          f" {paths['csv']}", file=sys.stderr)
+    print(
+        f"[{time.perf_counter() - t_start:7.1f} s] wrote {out}, {paths['png']}, {paths['panels']},"
+        f" {paths['csv']}",
+        file=sys.stderr,
+    )
     return 0 if ok_all.all() and np.median(rel_all) <= GOAL_MEDIAN else 1
 
 

@@ -88,9 +88,7 @@ def funk_hecke_mpmath(kernel: Any, d: int, l: int, dps: int) -> tuple[Any, Any]:
     :math:`c_d = \Gamma(d/2)/(\sqrt\pi\,\Gamma((d-1)/2))`; :math:`k` is ``kernel.mp_eval(t, d)``.
     """
     with mpmath.workdps(dps):
-        cd = mpmath.gamma(mpmath.mpf(d) / 2) / (
-            mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2)
-        )
+        cd = mpmath.gamma(mpmath.mpf(d) / 2) / (mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2))
 
         def integrand(theta: Any) -> Any:
             t = mpmath.cos(theta)

@@ -33,13 +33,21 @@ def main() -> None:
         rep = learning_curve(spec, tgt, P_theory, ridge=noise)
         ek = equivalent_kernel_curve(spec, tgt, P_theory, ridge=noise)
         rek = equivalent_kernel_curve(spec, tgt, P_theory, ridge=noise, renormalised=True)
-        emp = fc.empirical_learning_curve(kernel, tgt, P_exp, d=d, ridge=noise, trials=20, seed=0,
-                                          n_test=1000, per_degree=False)
+        emp = fc.empirical_learning_curve(
+            kernel, tgt, P_exp, d=d, ridge=noise, trials=20, seed=0, n_test=1000, per_degree=False
+        )
         ax.loglog(P_theory, rep.test_error, "k-", label="replica / eigenlearning")
         ax.loglog(P_theory, ek.test_error, "C0--", label="equivalent kernel")
         ax.loglog(P_theory, rek.test_error, "C1-.", label="renormalised EK")
-        ax.errorbar(emp.P, emp.test_error, yerr=emp.test_error_sem, fmt="ko", ms=4, capsize=2,
-                    label="GP regression (20 trials)")
+        ax.errorbar(
+            emp.P,
+            emp.test_error,
+            yerr=emp.test_error_sem,
+            fmt="ko",
+            ms=4,
+            capsize=2,
+            label="GP regression (20 trials)",
+        )
         ax.set_title(f"noise σ² = {noise} (= ridge)")
         ax.set_xlabel("P")
         ax.grid(alpha=0.3, which="both")
@@ -47,8 +55,9 @@ def main() -> None:
             r = learning_curve(spec, tgt, [p], ridge=noise).test_error[0]
             e = equivalent_kernel_curve(spec, tgt, [p], ridge=noise).test_error[0]
             q = equivalent_kernel_curve(spec, tgt, [p], ridge=noise, renormalised=True).test_error[0]
-            rows.append(f"{noise},{p},{emp.test_error[k]:.5g},{emp.test_error_sem[k]:.2g},"
-                        f"{r:.5g},{e:.5g},{q:.5g}")
+            rows.append(
+                f"{noise},{p},{emp.test_error[k]:.5g},{emp.test_error_sem[k]:.2g},{r:.5g},{e:.5g},{q:.5g}"
+            )
     axes[0].set_ylabel("test error $E_g$")
     axes[0].legend(fontsize=8)
     fig.suptitle("NNGP of a depth-2 ReLU network, d = 10, target power in degrees 1–3")

@@ -66,16 +66,20 @@ def main() -> None:
     else:
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         reliable = peak_rss > maxrss_before
-    print(json.dumps({
-        "which": which,
-        "label": label,
-        "output_bytes": int(nngp.nbytes + ntk.nbytes),
-        "tracemalloc_peak": int(peak),
-        "rss_delta": int(peak_rss - rss_before),
-        "rss_peak_source": "VmHWM after clear_refs" if reset else "ru_maxrss",
-        # False if the call never exceeded the process's import-time peak (rss_delta unusable)
-        "rss_reliable": bool(reliable),
-    }))
+    print(
+        json.dumps(
+            {
+                "which": which,
+                "label": label,
+                "output_bytes": int(nngp.nbytes + ntk.nbytes),
+                "tracemalloc_peak": int(peak),
+                "rss_delta": int(peak_rss - rss_before),
+                "rss_peak_source": "VmHWM after clear_refs" if reset else "ru_maxrss",
+                # False if the call never exceeded the process's import-time peak (rss_delta unusable)
+                "rss_reliable": bool(reliable),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

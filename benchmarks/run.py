@@ -44,10 +44,8 @@ AGREEMENT = 1e-10  # required relative agreement, Gram off-diagonal and spectrum
 SPEC_DEPTH, SPEC_WEIGHT_VAR, SPEC_BIAS_VAR = 5, 2.0, 0.0
 
 SIZES = {
-    "full": {"gram_n": 4000, "lmax": 200, "dims": (10, 100, 1000), "gram_points": 2000,
-             "mp_degrees": 5},
-    "quick": {"gram_n": 1000, "lmax": 50, "dims": (10, 100), "gram_points": 1000,
-              "mp_degrees": 3},
+    "full": {"gram_n": 4000, "lmax": 200, "dims": (10, 100, 1000), "gram_points": 2000, "mp_degrees": 5},
+    "quick": {"gram_n": 1000, "lmax": 50, "dims": (10, 100), "gram_points": 1000, "mp_degrees": 3},
 }
 
 
@@ -81,8 +79,9 @@ def verdict(goal_met: bool, accurate: bool = True) -> str:
     return f"FAIL ({', '.join(reasons)})"
 
 
-def race(baseline: Callable[[], Any], candidate: Callable[[], Any], repeats: int
-         ) -> tuple[list[float], list[float], Any, Any]:
+def race(
+    baseline: Callable[[], Any], candidate: Callable[[], Any], repeats: int
+) -> tuple[list[float], list[float], Any, Any]:
     """Time both in this process, interleaved (B C, C B, B C, ...); returns all times and the
     first result of each."""
     times: dict[str, list[float]] = {"b": [], "c": []}
@@ -97,8 +96,7 @@ def race(baseline: Callable[[], Any], candidate: Callable[[], Any], repeats: int
             if key not in first:
                 first[key] = out
             del out
-            log(f"  {'baseline' if key == 'b' else 'candidate'} run {r + 1}:"
-                f" {times[key][-1]:.3f} s")
+            log(f"  {'baseline' if key == 'b' else 'candidate'} run {r + 1}: {times[key][-1]:.3f} s")
     return times["b"], times["c"], first["b"], first["c"]
 
 
@@ -144,8 +142,17 @@ def bench_gram(n: int, repeats: int) -> list[Row]:
         f" base. {', '.join(f'{t:.2f}' for t in t_base)} s"
         + (f"; {len(caught)} warning(s) from candidate: {caught[0].message}" if caught else "")
     )
-    rows = [Row(name + " — time", fmt_s(best_c), fmt_s(best_b), fmt_ratio(ratio), "≤ 0.5×",
-                verdict(ratio <= 0.5, accurate), notes)]
+    rows = [
+        Row(
+            name + " — time",
+            fmt_s(best_c),
+            fmt_s(best_b),
+            fmt_ratio(ratio),
+            "≤ 0.5×",
+            verdict(ratio <= 0.5, accurate),
+            notes,
+        )
+    ]
 
     log("  peak memory (fresh subprocesses)")
     mem = {w: _memprobe(w, n) for w in ("candidate", "baseline")}
@@ -154,20 +161,23 @@ def bench_gram(n: int, repeats: int) -> list[Row]:
     c_peak, b_peak = mem["candidate"]["tracemalloc_peak"], mem["baseline"]["tracemalloc_peak"]
     rss_src = mem["candidate"].get("rss_peak_source", "ru_maxrss")
     rss_note = ", ".join(
-        f"{w} {mem[w]['rss_delta'] / mb:.0f} MB"
-        + ("" if mem[w]["rss_reliable"] else " (unreliable)")
+        f"{w} {mem[w]['rss_delta'] / mb:.0f} MB" + ("" if mem[w]["rss_reliable"] else " (unreliable)")
         for w in ("candidate", "baseline")
     )
-    rows.append(Row(
-        name + " — peak memory",
-        f"{c_peak / mb:.0f} MB", f"{b_peak / mb:.0f} MB", fmt_ratio(c_peak / b_peak),
-        f"cand. ≤ 3× output ({3 * out_bytes / mb:.0f} MB)",
-        verdict(c_peak <= 3 * out_bytes),
-        f"tracemalloc peak, outputs included; output (two {n}×{n} float64) ="
-        f" {out_bytes / mb:.0f} MB;"
-        f" candidate = {c_peak / out_bytes:.2f}× output, baseline = {b_peak / out_bytes:.2f}×"
-        f" output; peak RSS ({rss_src}) − RSS before call: {rss_note}",
-    ))
+    rows.append(
+        Row(
+            name + " — peak memory",
+            f"{c_peak / mb:.0f} MB",
+            f"{b_peak / mb:.0f} MB",
+            fmt_ratio(c_peak / b_peak),
+            f"cand. ≤ 3× output ({3 * out_bytes / mb:.0f} MB)",
+            verdict(c_peak <= 3 * out_bytes),
+            f"tracemalloc peak, outputs included; output (two {n}×{n} float64) ="
+            f" {out_bytes / mb:.0f} MB;"
+            f" candidate = {c_peak / out_bytes:.2f}× output, baseline = {b_peak / out_bytes:.2f}×"
+            f" output; peak RSS ({rss_src}) − RSS before call: {rss_note}",
+        )
+    )
     return rows
 
 
@@ -192,8 +202,7 @@ def _mp_lambda(kernel: Any, d: int, l: int, log_lam: float, k1: float) -> dict[s
 
 def bench_spectrum(d: int, lmax: int, points: int, n_mp: int, repeats: int) -> list[Row]:
     log(f"(b) spectrum d={d}, lmax={lmax}")
-    kernel = fieldcurve.ntk_kernel(fieldcurve.MLP(SPEC_DEPTH, "relu", SPEC_WEIGHT_VAR,
-                                                  SPEC_BIAS_VAR))
+    kernel = fieldcurve.ntk_kernel(fieldcurve.MLP(SPEC_DEPTH, "relu", SPEC_WEIGHT_VAR, SPEC_BIAS_VAR))
     X = baselines.sphere_points(points, d, SPHERE_SEED)
     caught: list[warnings.WarningMessage] = []
 
@@ -223,38 +232,49 @@ def bench_spectrum(d: int, lmax: int, points: int, n_mp: int, repeats: int) -> l
     est = float(np.max(spec.relative_errors))
     warn_note = f"; {len(caught)} warning(s): {caught[0].message}" if caught else ""
     name = f"spectrum NTK depth-5 ReLU, d={d}, lmax={lmax}"
-    rows = [Row(
-        f"{name} vs eigvalsh of {points}×{points} Gram",
-        fmt_s(best_c), fmt_s(best_b), fmt_ratio(best_c / best_b), "< 1×",
-        verdict(best_c < best_b),
-        f"candidate first (cold) call {t_cand[0]:.3g} s; baseline = numpy Gram + eigvalsh"
-        f" (its Gram vs fieldcurve `kernel(t)`, off-diagonal: max rel. diff {same_kernel:.1e});"
-        f" top eigenvalue/P vs λ_0 rel. diff {top_rel:.1e} (brute force is crude);"
-        f" fieldcurve routes {methods}, max estimated rel. error {est:.1e}{warn_note}",
-    )]
+    rows = [
+        Row(
+            f"{name} vs eigvalsh of {points}×{points} Gram",
+            fmt_s(best_c),
+            fmt_s(best_b),
+            fmt_ratio(best_c / best_b),
+            "< 1×",
+            verdict(best_c < best_b),
+            f"candidate first (cold) call {t_cand[0]:.3g} s; baseline = numpy Gram + eigvalsh"
+            f" (its Gram vs fieldcurve `kernel(t)`, off-diagonal: max rel. diff {same_kernel:.1e});"
+            f" top eigenvalue/P vs λ_0 rel. diff {top_rel:.1e} (brute force is crude);"
+            f" fieldcurve routes {methods}, max estimated rel. error {est:.1e}{warn_note}",
+        )
+    ]
 
     degrees = sorted({round(x) for x in np.linspace(0, lmax, n_mp)})
     mp_rows = []
     for l in degrees:
         res = _mp_lambda(kernel, d, l, float(spec.log_eigenvalues[l]), spec.kernel_at_one)
-        log(f"  mpmath l={l}: {res['time']:.2f} s at {res['dps']} digits,"
-            f" rel diff {res['rel']:.1e}")
+        log(f"  mpmath l={l}: {res['time']:.2f} s at {res['dps']} digits, rel diff {res['rel']:.1e}")
         mp_rows.append(res)
     per_degree = float(np.mean([r["time"] for r in mp_rows]))
     base_mp = per_degree * (lmax + 1)
     worst = max(r["rel"] for r in mp_rows)
     retried = [r["l"] for r in mp_rows if r["total_time"] > r["time"]]
-    detail = ", ".join(f"l={r['l']}: {r['rel']:.1e} ({r['dps']} dps, {r['time']:.2f} s)"
-                       for r in mp_rows)
-    rows.append(Row(
-        f"{name} vs mpmath.quad Funk–Hecke",
-        fmt_s(best_c), f"{base_mp:.3g} s (extrap.)", fmt_ratio(best_c / base_mp), "≤ 0.01×",
-        verdict(best_c / base_mp <= 0.01, worst <= AGREEMENT),
-        f"baseline = mean {per_degree:.3g} s/degree over l ∈ {degrees} × {lmax + 1} degrees;"
-        f" fieldcurve vs mpmath rel. diff: {detail}; max {worst:.1e} (need ≤ {AGREEMENT:g})"
-        + (f"; mpmath first tried fewer digits for l ∈ {retried} (failed tries untimed)"
-           if retried else ""),
-    ))
+    detail = ", ".join(f"l={r['l']}: {r['rel']:.1e} ({r['dps']} dps, {r['time']:.2f} s)" for r in mp_rows)
+    rows.append(
+        Row(
+            f"{name} vs mpmath.quad Funk–Hecke",
+            fmt_s(best_c),
+            f"{base_mp:.3g} s (extrap.)",
+            fmt_ratio(best_c / base_mp),
+            "≤ 0.01×",
+            verdict(best_c / base_mp <= 0.01, worst <= AGREEMENT),
+            f"baseline = mean {per_degree:.3g} s/degree over l ∈ {degrees} × {lmax + 1} degrees;"
+            f" fieldcurve vs mpmath rel. diff: {detail}; max {worst:.1e} (need ≤ {AGREEMENT:g})"
+            + (
+                f"; mpmath first tried fewer digits for l ∈ {retried} (failed tries untimed)"
+                if retried
+                else ""
+            ),
+        )
+    )
     return rows
 
 
@@ -268,11 +288,19 @@ def _synthetic_spectrum(d: int, lmax: int) -> Any:
     lam = 0.3 * (deg + 1.0) ** (-float(d))
     logn = log_multiplicity(d, deg)
     tail = 0.01
-    return Spectrum(d=d, degrees=deg, eigenvalues=lam, log_eigenvalues=np.log(lam),
-                    multiplicities=np.exp(logn), log_multiplicities=logn,
-                    kernel_at_one=float(np.sum(np.exp(logn) * lam) + tail), tail_mass=tail,
-                    error_estimates=np.zeros(lmax + 1), methods=("synthetic",) * (lmax + 1),
-                    name="synthetic l^-d spectrum")
+    return Spectrum(
+        d=d,
+        degrees=deg,
+        eigenvalues=lam,
+        log_eigenvalues=np.log(lam),
+        multiplicities=np.exp(logn),
+        log_multiplicities=logn,
+        kernel_at_one=float(np.sum(np.exp(logn) * lam) + tail),
+        tail_mass=tail,
+        error_estimates=np.zeros(lmax + 1),
+        methods=("synthetic",) * (lmax + 1),
+        name="synthetic l^-d spectrum",
+    )
 
 
 def bench_learning_curve(lmax: int, n_p: int, repeats: int) -> list[Row]:
@@ -293,8 +321,10 @@ def bench_learning_curve(lmax: int, n_p: int, repeats: int) -> list[Row]:
     def baseline() -> np.ndarray:
         out = np.empty(len(P))
         for i, p in enumerate(P):
+
             def f(x: float, p: float = p) -> float:
                 return float(np.sum(mult * lam / (lam + x)) + leftover / x - p)
+
             k = brentq(f, 1e-300, 1e6, xtol=1e-300, rtol=1e-13)
             L = lam / (lam + k)
             e0 = p / (p - np.sum(mult * L * L))
@@ -308,23 +338,38 @@ def bench_learning_curve(lmax: int, n_p: int, repeats: int) -> list[Row]:
     tb, tc, rb, rc = race(baseline, candidate, repeats)
     err = float(np.max(np.abs(rc / rb - 1)))
     ratio = min(tc) / min(tb)
-    rows = [Row(f"learning curve, {n_p} P values, {lmax + 1} degrees", fmt_s(min(tc)),
-                fmt_s(min(tb)) + " (brentq per P)", fmt_ratio(ratio), "≤ 0.2×",
-                verdict(ratio <= 0.2, err < 1e-9), f"max relative difference {err:.1e}")]
+    rows = [
+        Row(
+            f"learning curve, {n_p} P values, {lmax + 1} degrees",
+            fmt_s(min(tc)),
+            fmt_s(min(tb)) + " (brentq per P)",
+            fmt_ratio(ratio),
+            "≤ 0.2×, few ms",
+            verdict(ratio <= 0.2, err < 1e-9),
+            f"max relative difference {err:.1e}",
+        )
+    ]
     # Monte Carlo of a curve beside it (kernel regression, 10 trials, P <= 1000)
     kernel = fc.ntk_kernel(fc.MLP(2, "relu", 2.0, 0.0))
     mc_P = np.array([10, 30, 100, 300, 1000])
     spec_small = fc.spectrum(kernel, d, 40)
     t0 = time.perf_counter()
-    fc.empirical_learning_curve(kernel, tgt, mc_P, d=d, trials=10, seed=0, n_test=1000,
-                                per_degree=False)
+    fc.empirical_learning_curve(kernel, tgt, mc_P, d=d, trials=10, seed=0, n_test=1000, per_degree=False)
     t_mc = time.perf_counter() - t0
     t0 = time.perf_counter()
     learning_curve(spec_small, tgt, mc_P)
     t_th = time.perf_counter() - t0
-    rows.append(Row("theory vs Monte Carlo of the same 5-point curve (P ≤ 1000, 10 trials)",
-                    fmt_s(t_th), fmt_s(t_mc) + " (kernel regression)", fmt_ratio(t_th / t_mc),
-                    "(report)", "PASS", "information: cost of measuring instead of predicting"))
+    rows.append(
+        Row(
+            "theory vs Monte Carlo of the same 5-point curve (P ≤ 1000, 10 trials)",
+            fmt_s(t_th),
+            fmt_s(t_mc) + " (kernel regression)",
+            fmt_ratio(t_th / t_mc),
+            "(report)",
+            "PASS",
+            "information: cost of measuring instead of predicting",
+        )
+    )
     return rows
 
 
@@ -335,8 +380,7 @@ def self_checks() -> list[str]:
         a = baselines.legendre_mp(37, t, 10)
         b = baselines.legendre_mp_gegenbauer(37, t, 10)
         legendre_rel = float(abs(a / b - 1))
-    return [f"P_37^(10)(0.3): recurrence vs mpmath.gegenbauer/gegenbauer(1) rel. diff"
-            f" {legendre_rel:.1e}"]
+    return [f"P_37^(10)(0.3): recurrence vs mpmath.gegenbauer/gegenbauer(1) rel. diff {legendre_rel:.1e}"]
 
 
 # --------------------------------------------------------------------------- report
@@ -344,10 +388,18 @@ def _fmt_load(load: tuple[float, ...]) -> str:
     return ", ".join(f"{x:.2f}" for x in load)
 
 
-def to_markdown(rows: list[Row], info: dict[str, Any], mode: str, repeats: int,
-                checks: list[str], elapsed: float) -> str:
-    header = ["benchmark", "candidate time", "baseline time", "ratio (candidate/baseline)",
-              "goal", "pass/fail", "notes (accuracy)"]
+def to_markdown(
+    rows: list[Row], info: dict[str, Any], mode: str, repeats: int, checks: list[str], elapsed: float
+) -> str:
+    header = [
+        "benchmark",
+        "candidate time",
+        "baseline time",
+        "ratio (candidate/baseline)",
+        "goal",
+        "pass/fail",
+        "notes (accuracy)",
+    ]
     lines = [
         f"# fieldcurve benchmarks ({mode} run)",
         "",
@@ -370,14 +422,21 @@ def to_markdown(rows: list[Row], info: dict[str, Any], mode: str, repeats: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes (1000 inputs, lmax 50, d in {10, 100}); < 1 minute")
-    parser.add_argument("--out", type=Path, default=HERE / "results.md",
-                        help="Markdown file to write (default benchmarks/results.md)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs per contestant, best taken (default 3)")
-    parser.add_argument("--only", choices=("gram", "spectrum", "curve"), default=None,
-                        help="run one benchmark family only")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (1000 inputs, lmax 50, d in {10, 100}); < 1 minute"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results.md",
+        help="Markdown file to write (default benchmarks/results.md)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per contestant, best taken (default 3)"
+    )
+    parser.add_argument(
+        "--only", choices=("gram", "spectrum", "curve"), default=None, help="run one benchmark family only"
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     size = SIZES[mode]
@@ -390,10 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_learning_curve(2000 if mode == "full" else 500, 1000, args.repeats)
     if args.only in (None, "spectrum"):
         for d in size["dims"]:
-            rows += bench_spectrum(d, size["lmax"], size["gram_points"], size["mp_degrees"],
-                                   args.repeats)
-    text = to_markdown(rows, info, mode, args.repeats, self_checks(),
-                       time.perf_counter() - start)
+            rows += bench_spectrum(d, size["lmax"], size["gram_points"], size["mp_degrees"], args.repeats)
+    text = to_markdown(rows, info, mode, args.repeats, self_checks(), time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -42,10 +42,18 @@ def _numpy_blas() -> dict[str, str]:
 
 
 _OPENBLAS_SYMBOLS = {
-    "corename": ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                 "openblas_get_corename64_", "openblas_get_corename"),
-    "threads": ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                "openblas_get_num_threads64_", "openblas_get_num_threads"),
+    "corename": (
+        "scipy_openblas_get_corename64_",
+        "scipy_openblas_get_corename",
+        "openblas_get_corename64_",
+        "openblas_get_corename",
+    ),
+    "threads": (
+        "scipy_openblas_get_num_threads64_",
+        "scipy_openblas_get_num_threads",
+        "openblas_get_num_threads64_",
+        "openblas_get_num_threads",
+    ),
 }
 
 
@@ -61,10 +69,15 @@ def _loaded_openblas() -> list[dict[str, Any]]:
         threadpool_info = None
     if threadpool_info is not None:
         return [
-            {"library": Path(i.get("filepath", "?")).name, "api": i.get("internal_api"),
-             "corename": i.get("architecture"), "threads": i.get("num_threads"),
-             "source": "threadpoolctl"}
-            for i in threadpool_info() if i.get("user_api") == "blas"
+            {
+                "library": Path(i.get("filepath", "?")).name,
+                "api": i.get("internal_api"),
+                "corename": i.get("architecture"),
+                "threads": i.get("num_threads"),
+                "source": "threadpoolctl",
+            }
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
         ]
     paths: list[str] = []
     try:
@@ -99,10 +112,18 @@ def _loaded_openblas() -> list[dict[str, Any]]:
 
 def _git_state(repo: Path) -> str:
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in src/" if dirty else " (src/ clean)")
@@ -140,18 +161,24 @@ def describe(repo: Path) -> dict[str, Any]:
         "blas": _numpy_blas(),
         "openblas_runtime": _loaded_openblas(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
-        "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                  "MKL_NUM_THREADS") if k in os.environ},
+        "thread_env": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            if k in os.environ
+        },
     }
 
 
 def to_markdown(info: dict[str, Any]) -> str:
     blas = info["blas"]
-    runtime = "; ".join(
-        f"{r.get('library')}: core {r.get('corename', '?')}, {r.get('threads', '?')} threads"
-        f" (via {r.get('source')})"
-        for r in info["openblas_runtime"]
-    ) or "not detected"
+    runtime = (
+        "; ".join(
+            f"{r.get('library')}: core {r.get('corename', '?')}, {r.get('threads', '?')} threads"
+            f" (via {r.get('source')})"
+            for r in info["openblas_runtime"]
+        )
+        or "not detected"
+    )
     threads = ", ".join(f"{k}={v}" for k, v in info["thread_env"].items()) or "none set"
     lines = [
         f"- date: {info['date']}",

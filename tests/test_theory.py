@@ -31,6 +31,30 @@ def test_solve_kappa_against_brentq():
             assert abs(k / ref - 1) < 1e-11
 
 
+def test_solve_kappa_long_spectrum_series_levels_against_brentq():
+    """2000 power-law levels (most far from every kappa, summed through power moments) vs brentq
+    on the direct sum, and the moment sums vs direct summation inside and outside their range."""
+    from fieldcurve.theory.eigenlearning import _exact_sums, _ModeSums
+
+    deg = np.arange(1, 2001)
+    lam = 0.3 * deg**-5.0
+    mult = (deg + 1.0) ** 3 / 6
+    P = np.geomspace(10, 1e6, 9).round()
+    for ridge in (0.0, 1e-9):
+        kappa = solve_kappa(lam, mult, ridge, P)
+        for p, k in zip(P, kappa, strict=True):
+            f = lambda x, p=p, r=ridge: np.sum(mult * lam / (lam + x)) + r / x - p  # noqa: E731
+            ref = brentq(f, 1e-300, 1e6, xtol=1e-300, rtol=1e-14)
+            assert abs(k / ref - 1) < 1e-11
+    sums = _ModeSums(lam, mult, 1e-9, 1e-4)
+    assert sums.n_series > 1000  # the test exercises the moment path
+    kap = np.geomspace(1e-12, 1e-1, 40)  # inside, near the edges, and far outside the range
+    g, s2 = sums(kap)
+    g_ref, s2_ref = _exact_sums(kap, lam, mult)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-13)
+    np.testing.assert_allclose(s2, s2_ref, rtol=1e-13)
+
+
 def test_interpolation_regime_finite_rank():
     """Ridgeless with P beyond the rank: kappa = 0, E0 = P/(P - rank) (noise amplification)."""
     t = fc.polynomial_kernel([0.0, 1.0])  # k(t) = t: rank d (degree 1 only)

@@ -193,19 +193,74 @@ def _levels(spec: Spectrum, tail_factor: float) -> tuple[NDArray, NDArray, float
 
 
 # --------------------------------------------------------------------------- kappa
-def _g(kappa: NDArray, lam: NDArray, mult: NDArray, ridge: float) -> NDArray:
-    return (mult[None, :] * lam[None, :] / (lam[None, :] + kappa[:, None])).sum(axis=1) + ridge / kappa
+_SERIES_RATIO = 1e-3  # levels this far below / above every kappa of a solve use a power series
+_SERIES_TERMS = 6  # truncation error <= (K + 2) * ratio^(K + 1) relative, ~1e-20
+_TABLE_POINTS = 160  # log-kappa table used to start Newton
+
+
+class _ModeSums:
+    r""":math:`g = \sum_i m_i\mathcal L_i` and :math:`s_2 = \sum_i m_i\mathcal L_i^2` with
+    :math:`\mathcal L_i = \lambda_i/(\lambda_i + \kappa)`, for many :math:`\kappa` at once.
+
+    Levels with :math:`\lambda_i \le r\kappa_{lo}` or :math:`\lambda_i \ge \kappa_{hi}/r`
+    (:math:`r` = ``_SERIES_RATIO``) enter through their power moments — the geometric series
+    :math:`\mathcal L = \sum_{k\ge1}(-1)^{k-1}(\lambda/\kappa)^k`, :math:`\mathcal L^2 =
+    \sum_{k\ge2}(-1)^k(k-1)(\lambda/\kappa)^k` and their counterparts in :math:`\kappa/\lambda`
+    — so the cost per :math:`\kappa` is the number of levels *near* the range, not all of them.
+    A :math:`\kappa` outside :math:`[\kappa_{lo}/10, 10\kappa_{hi}]` is summed exactly.
+    """
+
+    def __init__(self, lam: NDArray, mult: NDArray, k_lo: float, k_hi: float) -> None:
+        self.lam_all, self.mult_all = lam, mult
+        self.k_lo, self.k_hi = k_lo, k_hi
+        low = lam <= _SERIES_RATIO * k_lo
+        high = lam >= k_hi / _SERIES_RATIO
+        mid = ~(low | high)
+        self.lam, self.mult = lam[mid], mult[mid]
+        k = np.arange(_SERIES_TERMS + 1)
+        rho = lam[low] / k_lo  # <= r
+        sig = k_hi / lam[high]  # <= r
+        low_mom = (mult[low][None, :] * rho[None, :] ** k[:, None]).sum(axis=1)
+        high_mom = (mult[high][None, :] * sig[None, :] ** k[:, None]).sum(axis=1)
+        sign = (-1.0) ** k
+        # coefficients of z^k, z = k_lo / kappa, and of w^k, w = kappa / k_hi
+        self.low_g = np.where(k >= 1, -sign * low_mom, 0.0)
+        self.low_s2 = np.where(k >= 2, sign * (k - 1) * low_mom, 0.0)
+        self.high_g = sign * high_mom
+        self.high_s2 = sign * (k + 1) * high_mom
+        self.powers = k
+        self.n_series = int(low.sum() + high.sum())
+
+    def __call__(self, kappa: NDArray) -> tuple[NDArray, NDArray]:
+        kappa = np.asarray(kappa, dtype=np.float64)
+        inside = (kappa >= self.k_lo * 0.1) & (kappa <= self.k_hi * 10)
+        g = np.empty_like(kappa)
+        s2 = np.empty_like(kappa)
+        if inside.any():
+            kin = kappa[inside]
+            gi, si = _exact_sums(kin, self.lam, self.mult)
+            z = (self.k_lo / kin)[:, None] ** self.powers[None, :]
+            w = (kin / self.k_hi)[:, None] ** self.powers[None, :]
+            g[inside] = gi + z @ self.low_g + w @ self.high_g
+            s2[inside] = si + z @ self.low_s2 + w @ self.high_s2
+        if not inside.all():
+            g[~inside], s2[~inside] = _exact_sums(kappa[~inside], self.lam_all, self.mult_all)
+        return g, s2
+
+
+def _exact_sums(kappa: NDArray, lam: NDArray, mult: NDArray) -> tuple[NDArray, NDArray]:
+    """(sum m L, sum m L^2) by direct summation: one (len(kappa), len(lam)) temporary."""
+    frac = np.add.outer(kappa, lam)
+    np.divide(lam, frac, out=frac)
+    g = frac @ mult
+    np.multiply(frac, frac, out=frac)
+    return g, frac @ mult
 
 
 def _g_and_slope(kappa: NDArray, lam: NDArray, mult: NDArray, ridge: float) -> tuple[NDArray, NDArray]:
-    """g(kappa) = sum m lam/(lam + kappa) + ridge/kappa and its derivative in log kappa, with two
-    matrix-vector products and one temporary (the P x levels matrix of learnabilities)."""
-    frac = np.add.outer(kappa, lam)
-    np.divide(lam, frac, out=frac)
-    g_modes = frac @ mult
-    np.multiply(frac, frac, out=frac)
-    g2 = frac @ mult
-    return g_modes + ridge / kappa, -(g_modes - g2) - ridge / kappa
+    """g(kappa) = sum m lam/(lam + kappa) + ridge/kappa and its derivative in log kappa."""
+    g, s2 = _exact_sums(kappa, lam, mult)
+    return g + ridge / kappa, -(g - s2) - ridge / kappa
 
 
 def solve_kappa(
@@ -214,28 +269,40 @@ def solve_kappa(
     r"""Solve :math:`\sum_i m_i\lambda_i/(\lambda_i+\kappa) + \delta/\kappa = P` for every P at once.
 
     The left side decreases strictly in :math:`\kappa`; the solver tabulates it on a log grid,
-    inverts by monotone interpolation, and polishes with safeguarded Newton steps in
-    :math:`\log\kappa` (vectorised over P) to relative accuracy ``rtol``. Returns 0 where
-    :math:`\delta = 0` and :math:`P \ge \sum m_i` (interpolation).
+    inverts by monotone cubic Hermite interpolation, and polishes with safeguarded Newton steps in
+    :math:`\log\kappa` (vectorised over P) to relative accuracy ``rtol``. Levels far from every
+    :math:`\kappa` of the request enter through power moments (:class:`_ModeSums`, truncation
+    error below 1e-18 relative), so a long spectrum costs little more than its active part.
+    Returns 0 where :math:`\delta = 0` and :math:`P \ge \sum m_i` (interpolation).
     """
     lam = np.asarray(lam, dtype=np.float64)
     mult = np.asarray(mult, dtype=np.float64)
     P = np.asarray(P, dtype=np.float64)
+    return _solve_kappa(lam, mult, ridge, P, rtol)[0]
+
+
+def _solve_kappa(
+    lam: NDArray, mult: NDArray, ridge: float, P: NDArray, rtol: float = 1e-13
+) -> tuple[NDArray, NDArray]:
+    """(kappa, sum m L^2) for every P (kappa = 0 and sum m L^2 = number of modes when interpolating)."""
     n_modes = float(mult.sum())
     kappa = np.zeros_like(P)
+    s2_out = np.full_like(P, n_modes)
     active = P < n_modes if ridge == 0 else np.ones(P.shape, dtype=bool)
     if not active.any():
-        return kappa
+        return kappa, s2_out
     Pa = P[active]
     total = float(np.sum(lam * mult)) + ridge
     hi = total / Pa.min() * 2 + 1e-300
     lo = max(float(lam.min()) * 1e-12, 1e-300) if ridge == 0 else min(ridge / Pa.max() * 0.5, hi * 1e-20)
-    while _g(np.array([lo]), lam, mult, ridge)[0] <= Pa.max():
+    while _g_and_slope(np.array([lo]), lam, mult, ridge)[0][0] <= Pa.max():
         lo *= 1e-4
         if lo < 1e-300:
             break
-    grid = np.geomspace(lo, hi, 400)
-    vals, dvals = _g_and_slope(grid, lam, mult, ridge)  # g and d g / d log kappa
+    grid = np.geomspace(lo, hi, _TABLE_POINTS)
+    g_t, s2_t = _ModeSums(lam, mult, lo, hi)(grid)
+    vals = g_t + ridge / grid
+    dvals = -(g_t - s2_t) - ridge / grid  # d g / d log kappa
     # inverse cubic Hermite interpolation of log kappa as a function of log g (monotone)
     x = -np.log(vals)
     y = np.log(grid)
@@ -247,16 +314,23 @@ def solve_kappa(
     h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
     h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
     u = h00 * y[idx] + h10 * h * dydx[idx] + h01 * y[idx + 1] + h11 * h * dydx[idx + 1]
+    sums = _ModeSums(lam, mult, float(np.exp(u.min() - 1.0)), float(np.exp(u.max() + 1.0)))
+    s2 = np.empty_like(Pa)
     todo = np.arange(len(Pa))
     for _ in range(60):
-        g, dg = _g_and_slope(np.exp(u[todo]), lam, mult, ridge)
+        kap = np.exp(u[todo])
+        g, s2_now = sums(kap)
+        s2[todo] = s2_now
+        g = g + ridge / kap
+        dg = -(g - s2_now)  # = -(g_modes - s2) - ridge / kappa
         step = np.clip((g - Pa[todo]) / dg, -2.0, 2.0)
         u[todo] -= step
         todo = todo[np.abs(step) >= rtol]
         if todo.size == 0:
             break
     kappa[active] = np.exp(u)
-    return kappa
+    s2_out[active] = s2
+    return kappa, s2_out
 
 
 # --------------------------------------------------------------------------- main entry
@@ -365,12 +439,8 @@ def _curve(
     """The eigenlearning formulas on explicit levels (shared by sphere and data-set spectra)."""
     lmax = len(deg_eigs) - 1
     eff_ridge = ridge + leftover
-    kappa = solve_kappa(lam, mult, eff_ridge, P)
+    kappa, sum_L2 = _solve_kappa(lam, mult, eff_ridge, P)
     pos = kappa > 0
-    sum_L2 = np.full(len(P), float(mult.sum()))
-    if pos.any():
-        g_modes, slope = _g_and_slope(kappa[pos], lam, mult, 0.0)
-        sum_L2[pos] = g_modes + slope  # sum m L^2 = g_modes - (g_modes - sum m L^2)
     with np.errstate(divide="ignore"):
         e0 = np.where(P > sum_L2, P / (P - sum_L2), np.inf)
     # the bias needs only the degrees with target power
