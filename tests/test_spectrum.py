@@ -312,3 +312,23 @@ def test_deep_kernels_to_degree_200(kernel, d):
     hp = sp_mod._mp_refine(kernel, d, 200, degrees, 1e-12, 800, 40)
     for l in degrees:
         assert abs(spec.log_eigenvalues[l] - hp[l][0]) < 1e-10, l
+
+
+def test_structural_zeros_follow_activation_parity():
+    """Exact-zero eigenvalue classes: one-layer ReLU kernels (activation = linear + even) vanish
+    at odd l >= 3; bias-free erf kernels (odd at every depth) at even l; none at depth 2 ReLU or
+    with a bias on erf. The zeros are reported as exact 0 with a tiny absolute error bound."""
+    from fieldcurve.spectrum import _structural_zeros
+
+    L = 12
+    relu1 = fc.ntk_kernel(fc.MLP(1, "relu", 2.0, 0.0))
+    assert _structural_zeros(relu1, 6, L) == frozenset(range(3, L + 1, 2))
+    assert _structural_zeros(fc.nngp_kernel(fc.MLP(2, "relu", 2.0, 0.0)), 6, L) == frozenset()
+    assert _structural_zeros(fc.nngp_kernel(fc.MLP(3, "erf", 1.0, 0.0)), 6, L) == frozenset(
+        range(0, L + 1, 2)
+    )
+    assert _structural_zeros(fc.nngp_kernel(fc.MLP(3, "erf", 1.0, 0.1)), 6, L) == frozenset()
+    spec = fc.spectrum(relu1, 6, L)
+    odd = np.arange(3, L + 1, 2)
+    assert np.all(spec.eigenvalues[odd] == 0) and np.all(spec.error_estimates[odd] < 1e-25)
+    assert np.all(spec.eigenvalues[::2] > 0)

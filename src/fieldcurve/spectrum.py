@@ -433,8 +433,40 @@ def _hp_backend(kernel: Kernel) -> str:
     return "arb" if (ARB_OPS is not None and kernel.supports_arb) else "mpmath"
 
 
+def _structural_zeros(kernel: Kernel, d: int, lmax: int) -> frozenset[int]:
+    r"""Degrees whose eigenvalue vanishes by the kernel's parity structure.
+
+    :math:`\lambda_l = \sum_{n\ge l,\,n\equiv l\ (2)} b_n\mu_{l,n}` with :math:`\mu_{l,n} > 0`
+    and Taylor coefficients :math:`b_n \ge 0`. The Mehler-series composition gives *exact* zeros
+    only where a whole class of terms vanishes (a sum of non-negative terms is zero only if every
+    term is) — e.g. the odd :math:`b_{n\ge3}` of a one-layer ReLU kernel, whose activation is
+    linear plus even. A degree is listed when every :math:`b_n`, :math:`n \equiv l`, from
+    :math:`l` to :math:`2\,l_{max} + 60` is exactly zero; :func:`_mp_refine` still requires the
+    high-precision quadrature to agree with zero before it declares one.
+    """
+    try:
+        log_b = kernel.log_taylor_coefficients(2 * lmax + 60, d)
+    except (NotImplementedError, ValueError):
+        return frozenset()
+    if log_b is None:
+        return frozenset()
+    zero = np.isneginf(np.asarray(log_b))
+    out = set()
+    for l in range(lmax + 1):
+        if np.all(zero[l::2]):
+            out.add(l)
+    return frozenset(out)
+
+
 def _mp_refine(
-    kernel: Kernel, d: int, lmax: int, degrees: list[int], rtol: float, max_dps: int, start_dps: int
+    kernel: Kernel,
+    d: int,
+    lmax: int,
+    degrees: list[int],
+    rtol: float,
+    max_dps: int,
+    start_dps: int,
+    structural_zeros: frozenset[int] = frozenset(),
 ) -> dict[int, tuple[float, float, float]]:
     """Raise precision until every degree meets rtol, then check the node count.
 
@@ -455,7 +487,8 @@ def _mp_refine(
         for l, v, m in zip(pending, vals, mags, strict=True):
             err = m * mpmath.mpf(10) ** (-dps)
             if abs(v) <= err:
-                if dps >= max_dps:  # zero within err (e.g. odd degrees of a one-layer ReLU NTK)
+                # zero within err: by structure (exact zero Taylor class) or at the top precision
+                if l in structural_zeros or dps >= max_dps:
                     values[l] = (mpmath.mpf(0), err)
                 else:  # only an upper bound so far: double the precision
                     still.append(l)
@@ -600,7 +633,8 @@ def spectrum(
                             (math.log(abs(k1) + 1e-300) - min(finite)) / math.log(10) - math.log10(rtol) + 5,
                         )
                     )
-            refined = _mp_refine(kernel, d, lmax, bad, rtol, max_dps, min(start, max_dps))
+            zeros = _structural_zeros(kernel, d, lmax)
+            refined = _mp_refine(kernel, d, lmax, bad, rtol, max_dps, min(start, max_dps), zeros)
             for l, (lv, sg, rel) in refined.items():
                 abs_err = rel * math.exp(lv) if math.isfinite(lv) else rel
                 if method == "mpmath" or abs_err < err[l]:
