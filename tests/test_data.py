@@ -90,3 +90,22 @@ def test_dataset_curve_bad_inputs():
         dataset_learning_curve(spec, [10, 50])
     with pytest.raises(ValueError, match="no held-out points"):
         empirical_dataset_curve(kernel, data, [50], trials=3, seed=0)
+
+
+def test_gradient_descent_on_data_theory_vs_measurement():
+    """GD-trained infinite-width network on a data set: NTK regression plus the initialisation
+    term, theory (init power u^T K u / M per mode) vs held-out Monte Carlo with the exact
+    expected init term; and the init powers sum to tr K_nngp / M (Parseval)."""
+    data = _toy(M=600)
+    mlp = fc.MLP(2, "relu", 2.0, 0.1)
+    ntk, nngp = fc.ntk_kernel(mlp), fc.nngp_kernel(mlp)
+    spec = dataset_spectrum(ntk, data, init_kernel=nngp)
+    assert abs(spec.init_powers.sum() / (np.trace(nngp.gram(data.X)) / data.size) - 1) < 1e-12
+    P = np.array([10, 40, 160])
+    curve = dataset_learning_curve(spec, P)
+    emp = empirical_dataset_curve(ntk, data, P, trials=30, seed=3, init_kernel=nngp)
+    rel = np.abs(curve.test_error / emp.test_error - 1)
+    z = np.abs(curve.test_error - emp.test_error) / emp.test_error_sem
+    assert np.all((rel < 0.15) | (z < 3)), (rel, z)
+    plain = dataset_learning_curve(dataset_spectrum(ntk, data), P)
+    assert np.all(curve.test_error > plain.test_error)

@@ -354,3 +354,49 @@ def test_spectrum_too_short_rejected():
     short = fc.spectrum(KERN, 3, 0)
     with pytest.raises(ValueError, match=r"lmax|degree"):
         empirical_learning_curve(KERN, T3, [4], trials=2, seed=0, spectrum_for_degrees=short)
+
+
+# ----------------------------------------------------------------------------- gradient descent
+def test_init_term_matches_sampled_initial_functions():
+    """The exact expected initialisation term vs 20000 joint Gaussian draws of f0 (own Cholesky
+    sampler), E[(f0(x) - Theta_xX Theta^-1 f0(X))^2] summed over test points, within 5 SE."""
+    import scipy.linalg as sla
+
+    from fieldcurve.empirical import _factor, _init_term
+
+    rng = np.random.default_rng(11)
+    d = 6
+    mlp = fc.MLP(2, "relu", 2.0, 0.1)
+    nngp, ntk = fc.nngp_kernel(mlp), fc.ntk_kernel(mlp)
+    X, Xt = uniform_sphere(rng, 40, d), uniform_sphere(rng, 25, d)
+    factor, _ = _factor(ntk.gram(X), 0.0)
+    T_xX = ntk.gram(Xt, X)
+    K0 = nngp.gram(X)
+    exact = _init_term(factor, T_xX, nngp.gram(Xt, X), K0, np.diag(nngp.gram(Xt)))
+    Z = np.vstack([X, Xt])
+    L = np.linalg.cholesky(nngp.gram(Z) + 1e-12 * np.eye(len(Z)))
+    f0 = L @ rng.standard_normal((len(Z), 20000))
+    resid = f0[40:] - T_xX @ sla.solve(ntk.gram(X), f0[:40], assume_a="pos")
+    per_draw = np.sum(resid**2, axis=0)
+    se = per_draw.std(ddof=1) / np.sqrt(per_draw.size)
+    assert abs(per_draw.mean() - exact) < 5 * se, (per_draw.mean(), exact, se)
+    assert exact > 0.05 * per_draw.mean()  # the term is not negligible here
+
+
+def test_gradient_descent_curve_matches_theory():
+    """empirical_learning_curve(..., init_kernel=NNGP) vs network_learning_curve(regime='gd'):
+    within 3 SE or 10% per point (the theory's own accuracy, see tests/test_theory.py)."""
+    d = 8
+    mlp = fc.MLP(2, "relu", 2.0, 0.1)
+    tgt = Target.from_degree_powers({1: 1.0, 2: 0.3}, noise=0.02, d=d)
+    P = np.array([30, 100, 300])
+    theory = fc.network_learning_curve(mlp, tgt, P, regime="gd", lmax=30)
+    emp = empirical_learning_curve(
+        fc.ntk_kernel(mlp), tgt, P, trials=30, seed=4, n_test=500, init_kernel=fc.nngp_kernel(mlp)
+    )
+    assert emp.error_per_degree is None and emp.meta["regime"] == "gd"
+    z = np.abs(theory.test_error - emp.test_error) / emp.test_error_sem
+    rel = np.abs(theory.test_error / emp.test_error - 1)
+    assert np.all((z < 3) | (rel < 0.10)), (theory.test_error, emp.test_error, emp.test_error_sem)
+    plain = empirical_learning_curve(fc.ntk_kernel(mlp), tgt, P, trials=30, seed=4, n_test=500)
+    assert np.all(emp.test_error > plain.test_error)  # same draws: the init term only adds

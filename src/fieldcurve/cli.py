@@ -317,6 +317,7 @@ def predict_cmd(
             dataset,
             data_path,
             labels,
+            spectrum_plot,
         )
         return
     if polynomial:
@@ -326,8 +327,6 @@ def predict_cmd(
     else:
         target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
     P = parse_p_grid(p_grid)
-    if regime == "gd" and trials:
-        raise ValueError("--empirical is available for --regime kernel and bayes (gd: next release)")
     if regime == "bayes":
         kernel, ridge_used = nngp_kernel(mlp), target.noise
     else:
@@ -353,6 +352,7 @@ def predict_cmd(
             trials=trials,
             seed=seed,
             spectrum_for_degrees=spec,
+            init_kernel=nngp_kernel(mlp) if regime == "gd" else None,
             progress=not as_json,
         )
     _emit(
@@ -396,23 +396,33 @@ def _predict_on_data(
     if dataset and data_path:
         raise ValueError("give either --dataset or --data, not both")
     data = load_digits() if dataset == "digits" else load_dataset(data_path, labels)
-    if regime == "gd":
-        raise ValueError("--regime gd is not available on data sets yet (use kernel or bayes)")
+    if spectrum_plot:
+        raise ValueError("--spectrum-plot shows degrees on the sphere; it does not apply to --data/--dataset")
+    init_kernel = nngp_kernel(mlp) if regime == "gd" else None
     if regime == "bayes":
         kernel, ridge_used = nngp_kernel(mlp), noise
+    elif regime == "gd":
+        kernel, ridge_used = ntk_kernel(mlp), 0.0
     else:
         kernel, ridge_used = (ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)), ridge
     P = parse_p_grid(p_grid if p_grid != "10:10000:25" else f"10:{data.size // 2}:12")
     if P.max() >= data.size:
         raise ValueError(f"--P must stay below the data set size M = {data.size}")
-    spec = dataset_spectrum(kernel, data)
+    spec = dataset_spectrum(kernel, data, init_kernel=init_kernel)
     curve = dataset_learning_curve(spec, P, ridge=ridge_used)
     emp = None
     if trials:
         from fieldcurve.empirical import empirical_dataset_curve
 
         emp = empirical_dataset_curve(
-            kernel, data, P, ridge=ridge_used, trials=trials, seed=seed, progress=not as_json
+            kernel,
+            data,
+            P,
+            ridge=ridge_used,
+            trials=trials,
+            seed=seed,
+            init_kernel=init_kernel,
+            progress=not as_json,
         )
     from fieldcurve.targets import Target
 

@@ -11,6 +11,14 @@ P. Per degree, the error of the degree-l part is exact given the fit (no test se
 :math:`\lVert(\hat f - f^*)_l\rVert^2 = \lambda_l^2\alpha^\top Z_l\alpha - 2\lambda_l\alpha^\top
 f_l(X) + v_l^2`, with :math:`\alpha = (K+\delta I)^{-1}y` and :math:`Z_l` the zonal harmonic on
 the training points.
+
+Networks trained by gradient descent to convergence at infinite width (``init_kernel`` = the
+NNGP): :math:`f_\infty = f_0 + \Theta_{xX}\Theta_{XX}^{-1}(y - f_0(X))` with
+:math:`f_0\sim\mathrm{GP}(0, K)` independent of the data. The cross term has mean zero over
+:math:`f_0`, so each trial adds the *exact* conditional expectation of the initialisation term
+(Rao–Blackwellised, no draw of :math:`f_0`), per test point
+
+.. math:: K_{xx} - 2\,K_{xX}B_x + B_x^\top K_{XX}B_x, \qquad B_x = \Theta_{XX}^{-1}\Theta_{Xx}.
 """
 
 from __future__ import annotations
@@ -54,19 +62,25 @@ def _check_P(P: ArrayLike) -> NDArray[np.int64]:
     return _check_sizes(P).astype(np.int64)
 
 
-def _solve(K: NDArray, y: NDArray, ridge: float) -> tuple[NDArray, float]:
+def _factor(K: NDArray, ridge: float) -> tuple[Any, float]:
+    """Cholesky factor of K + ridge I (a growing jitter only if the factorisation fails)."""
     A = K.copy()
     A[np.diag_indices_from(A)] += ridge
     jitter = 0.0
     for _ in range(6):
         try:
-            c = sla.cho_factor(A, lower=True, check_finite=False)
-            return sla.cho_solve(c, y, check_finite=False), jitter
+            return sla.cho_factor(A, lower=True, check_finite=False), jitter
         except np.linalg.LinAlgError:
             jitter = max(jitter * 100, 1e-12 * float(np.trace(K)) / len(K))
             A = K.copy()
             A[np.diag_indices_from(A)] += ridge + jitter
     raise np.linalg.LinAlgError("kernel matrix is not positive definite even with jitter")
+
+
+def _init_term(factor: Any, T_xX: NDArray, K0_xX: NDArray, K0_XX: NDArray, K0_xx: NDArray) -> float:
+    """Sum over test points of E_f0[(f0(x) - Theta_xX Theta^-1 f0(X))^2] (module docstring)."""
+    B = sla.cho_solve(factor, T_xX.T, check_finite=False)  # (P, n)
+    return float(np.sum(K0_xx) - 2 * np.sum(K0_xX.T * B) + np.sum(B * (K0_XX @ B)))
 
 
 def empirical_learning_curve(
@@ -81,6 +95,7 @@ def empirical_learning_curve(
     n_test: int = 2000,
     per_degree: bool = True,
     spectrum_for_degrees: Any = None,
+    init_kernel: Any = None,
     progress: bool = False,
 ) -> EmpiricalCurve:
     r"""Monte Carlo learning curve of exact kernel ridge regression on the sphere.
@@ -104,8 +119,15 @@ def empirical_learning_curve(
     per_degree
         Also return the exact per-degree errors; needs ``spectrum_for_degrees`` (a Spectrum
         of the same kernel) for the :math:`\lambda_l` (without it they are None).
+    init_kernel
+        The NNGP of a network trained by gradient descent to convergence from random
+        initialisation (``kernel`` is then its NTK, ridge 0): adds the exact expected
+        initialisation term (module docstring); per-degree errors are then not computed.
     """
     kernel = as_kernel(kernel)
+    if init_kernel is not None:
+        init_kernel = as_kernel(init_kernel)
+        per_degree = False
     if d is None:
         d = target.d
     if d is None:
@@ -146,13 +168,19 @@ def empirical_learning_curve(
         ft = f(Xt)
         K = kernel.gram(X)
         f_parts = {l: f.degree_part(X, l) for l in degrees} if raw_deg is not None else {}
+        K0 = init_kernel.gram(X) if init_kernel is not None else None
         for j, p in enumerate(Ps):
-            alpha, jitter = _solve(K[:p, :p], y[:p], ridge)
+            factor, jitter = _factor(K[:p, :p], ridge)
+            alpha = sla.cho_solve(factor, y[:p], check_finite=False)
             jitters.append(jitter)
             err = 0.0
             for s in range(0, n_test, 2048):
-                pred = kernel.gram(Xt[s : s + 2048], X[:p]) @ alpha
-                err += float(np.sum((pred - ft[s : s + 2048]) ** 2))
+                Kt = kernel.gram(Xt[s : s + 2048], X[:p])
+                err += float(np.sum((Kt @ alpha - ft[s : s + 2048]) ** 2))
+                if K0 is not None:
+                    xs = Xt[s : s + 2048]
+                    k0_diag = np.full(len(xs), float(init_kernel(np.ones(1), d)[0]))
+                    err += _init_term(factor, Kt, init_kernel.gram(xs, X[:p]), K0[:p, :p], k0_diag)
             raw[trial, j] = err / n_test
             if raw_deg is not None:
                 t = np.clip(X[:p] @ X[:p].T / d, -1, 1)
@@ -176,7 +204,12 @@ def empirical_learning_curve(
         trials=trials,
         ridge=ridge,
         raw=raw,
-        meta={"max_jitter": max(jitters) if jitters else 0.0, "n_test": n_test, "seed": seed},
+        meta={
+            "max_jitter": max(jitters) if jitters else 0.0,
+            "n_test": n_test,
+            "seed": seed,
+            "regime": "gd" if init_kernel is not None else "kernel",
+        },
     )
 
 
@@ -188,12 +221,15 @@ def empirical_dataset_curve(
     ridge: float = 0.0,
     trials: int = 20,
     seed: int,
+    init_kernel: Any = None,
     progress: bool = False,
 ) -> EmpiricalCurve:
     r"""Kernel regression on a real data set: random training subsets of size P (nested prefixes
     of a random permutation per trial), test error on the held-out points
     :math:`\frac1{n}\sum_{held-out}\sum_c(\hat f_c - y_c)^2` (summed over outputs), mean and
-    standard error over trials. The Gram matrix of all M points is computed once.
+    standard error over trials. The Gram matrix of all M points is computed once. With
+    ``init_kernel`` (the NNGP; ``kernel`` its NTK) the exact expected initialisation term of a
+    network trained by gradient descent is added, once per output (module docstring).
     """
     from fieldcurve.data import Dataset
 
@@ -210,6 +246,7 @@ def empirical_dataset_curve(
     if p_max >= M:
         raise ValueError(f"P = {p_max} leaves no held-out points in a data set of M = {M}")
     K = kernel.gram(data.X)
+    K0 = as_kernel(init_kernel).gram(data.X) if init_kernel is not None else None
     Y = data.Y
     rng = np.random.default_rng(seed)
     raw = np.empty((trials, len(Ps)))
@@ -219,9 +256,16 @@ def empirical_dataset_curve(
         train, test = perm[:p_max], perm[p_max:]
         for j, p in enumerate(Ps):
             idx = train[:p]
-            alpha, _ = _solve(K[np.ix_(idx, idx)], Y[idx], ridge)
+            factor, _ = _factor(K[np.ix_(idx, idx)], ridge)
+            alpha = sla.cho_solve(factor, Y[idx], check_finite=False)
             pred = K[np.ix_(test, idx)] @ alpha
-            raw[trial, j] = float(np.mean(np.sum((pred - Y[test]) ** 2, axis=1)))
+            err = float(np.sum((pred - Y[test]) ** 2))
+            if K0 is not None:
+                init = _init_term(
+                    factor, K[np.ix_(test, idx)], K0[np.ix_(test, idx)], K0[np.ix_(idx, idx)], K0[test, test]
+                )
+                err += Y.shape[1] * init
+            raw[trial, j] = err / len(test)
     return EmpiricalCurve(
         P=Ps.astype(np.float64),
         test_error=raw.mean(axis=0),
@@ -232,5 +276,10 @@ def empirical_dataset_curve(
         trials=trials,
         ridge=ridge,
         raw=raw,
-        meta={"seed": seed, "held_out": M - p_max, "data": data.name},
+        meta={
+            "seed": seed,
+            "held_out": M - p_max,
+            "data": data.name,
+            "regime": "gd" if init_kernel is not None else "kernel",
+        },
     )

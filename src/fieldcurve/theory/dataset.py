@@ -9,6 +9,12 @@ target's weights are :math:`v_\rho = \frac1M\sum_i y_i\phi_\rho(x_i) = u_\rho^\t
 (:mod:`fieldcurve.theory.eigenlearning`) then predict kernel regression on P ≪ M points drawn
 from the M, with the test error measured on the empirical measure. Labels are taken as the
 target (no separate noise) unless ``noise`` is given.
+
+Networks trained by gradient descent to convergence at infinite width (``init_kernel`` = NNGP,
+``kernel`` = NTK): the initial function :math:`f_0\sim\mathrm{GP}(0, K)` adds, per output, an
+independent target of expected power :math:`\mathbb E v_\rho^2 = u_\rho^\top K u_\rho / M`
+in the NTK's eigenbasis (the theory needs only the power per mode; see
+:mod:`fieldcurve.theory.networks` for the sphere version).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class DatasetSpectrum:
     eigenvalues: NDArray[np.float64]
     target_powers: NDArray[np.float64]
     size: int
+    init_powers: NDArray[np.float64] | None = None
     name: str = "data set"
     meta: dict = field(default_factory=dict, compare=False)
 
@@ -41,11 +48,16 @@ class DatasetSpectrum:
         return float(self.target_powers.sum())
 
 
-def dataset_spectrum(kernel: Any, X: ArrayLike | Dataset, y: ArrayLike | None = None) -> DatasetSpectrum:
+def dataset_spectrum(
+    kernel: Any, X: ArrayLike | Dataset, y: ArrayLike | None = None, *, init_kernel: Any = None
+) -> DatasetSpectrum:
     r"""Empirical spectrum of ``kernel`` on the points ``X`` and the weights of the labels ``y``.
 
     ``X`` may be a :class:`~fieldcurve.data.Dataset` (then ``y`` is taken from it). Costs one
-    M × M eigendecomposition (M up to a few thousand).
+    M × M eigendecomposition (M up to a few thousand). With ``init_kernel`` (the NNGP of a
+    network trained by gradient descent; ``kernel`` its NTK) the initial function's expected
+    power per mode is stored as ``init_powers`` (times the number of outputs) and
+    :func:`dataset_learning_curve` adds it to the target.
     """
     kernel = as_kernel(kernel)
     data = X if isinstance(X, Dataset) else Dataset(X=np.asarray(X), y=np.asarray(y))
@@ -57,9 +69,14 @@ def dataset_spectrum(kernel: Any, X: ArrayLike | Dataset, y: ArrayLike | None = 
     order = np.argsort(w)[::-1]
     w, u = np.clip(w[order], 0.0, None), u[:, order]
     weights = u.T @ data.Y / np.sqrt(M)  # (M, C)
+    init = None
+    if init_kernel is not None:
+        K0 = as_kernel(init_kernel).gram(data.X)
+        init = data.Y.shape[1] * np.clip(np.sum(u * (K0 @ u), axis=0) / M, 0.0, None)
     return DatasetSpectrum(
         eigenvalues=w,
         target_powers=np.sum(weights**2, axis=1),
+        init_powers=init,
         size=M,
         name=f"{getattr(kernel, 'name', 'kernel')} on {data.name} (M = {M})",
         meta={"outputs": data.Y.shape[1], "label_power": float(np.mean(np.sum(data.Y**2, axis=1)))},
@@ -91,6 +108,9 @@ def dataset_learning_curve(
         raise ValueError(f"P must be below the data set size M = {data_spec.size}")
     lam = data_spec.eigenvalues
     keep = lam > 0
+    powers = data_spec.target_powers
+    if data_spec.init_powers is not None:
+        powers = powers + data_spec.init_powers
     curve = _curve(
         lam[keep],
         np.ones(int(keep.sum())),
@@ -98,7 +118,7 @@ def dataset_learning_curve(
         0.0,
         lam,
         np.zeros_like(lam),
-        data_spec.target_powers,
+        powers,
         0.0,
         noise,
         P,
@@ -110,6 +130,7 @@ def dataset_learning_curve(
             "target": "data labels",
             "leftover_tail_ridge": 0.0,
             "held_out": held_out,
+            "regime": "gd" if data_spec.init_powers is not None else "kernel",
         },
         degrees=np.arange(len(lam)),
     )

@@ -1,0 +1,124 @@
+"""The command line: every documented path runs, prints what the library computes, and bad input
+gives one line on stderr and exit status 2 (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fieldcurve as fc
+from fieldcurve.cli import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_predict_defaults_write_table_and_plot(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["predict"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "learning_curve.png").stat().st_size > 10_000
+    rows = [line for line in out.splitlines() if line and line.split()[0].isdigit()]
+    assert len(rows) >= 20  # one row per P of the default grid
+    assert "Traceback" not in err
+
+
+def test_predict_json_equals_library(capsys):
+    code, out, _ = run(
+        ["predict", "--json", "--plot", "", "--P", "20,200", "--d", "10", "--depth", "2"], capsys
+    )
+    assert code == 0
+    got = json.loads(out)
+    mlp = fc.MLP(2, "relu", 2.0, 0.0)
+    tgt = fc.Target.from_degree_powers({1: 1.0, 2: 0.5, 3: 0.25}, noise=0.01, d=10)
+    ref = fc.learning_curve(fc.spectrum(fc.ntk_kernel(mlp), 10, 40), tgt, [20, 200])
+    np.testing.assert_allclose([p["test_error"] for p in got["points"]], ref.test_error, rtol=1e-10)
+    assert got["regime"] == "kernel" and got["d"] == 10
+
+
+@pytest.mark.parametrize("regime", ["gd", "bayes", "kernel"])
+def test_predict_regimes_with_empirical_overlay(regime, tmp_path, capsys):
+    argv = ["predict", "--regime", regime, "--d", "6", "--depth", "1", "--P", "20,60", "--empirical", "3"]
+    code, out, err = run(
+        [*argv, "--json", "--plot", str(tmp_path / "c.png"), "--csv", str(tmp_path / "c.csv")], capsys
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    assert [e["P"] for e in got["empirical"]] == [20.0, 60.0]
+    assert all(e["test_error"] > 0 and e["sem"] >= 0 for e in got["empirical"])
+    assert (tmp_path / "c.png").exists() and (tmp_path / "c.csv").read_text().count("\n") >= 3
+
+
+def test_predict_polynomial_and_spectrum_plot(tmp_path, capsys):
+    argv = ["predict", "--polynomial", "x1*x2 + x3", "--d", "5", "--P", "10,100", "--plot", ""]
+    code, _out, err = run([*argv, "--spectrum-plot", str(tmp_path / "s.png")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("regime", ["kernel", "gd"])
+def test_predict_on_digits(regime, capsys):
+    pytest.importorskip("sklearn")
+    argv = ["predict", "--dataset", "digits", "--regime", regime, "--depth", "2", "--P", "10,50"]
+    code, out, err = run([*argv, "--empirical", "2", "--json", "--plot", ""], capsys)
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["M"] == 1797 and len(got["points"]) == 2 and len(got["empirical"]) == 2
+
+
+def test_predict_on_user_data(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", np.sin(X[:, 0]))
+    argv = ["predict", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+    code, out, err = run([*argv, "--P", "10,40", "--json", "--plot", ""], capsys)
+    assert code == 0, err
+    assert json.loads(out)["M"] == 120
+
+
+def test_spectrum_json(capsys):
+    code, out, err = run(["spectrum", "--json", "--d", "5", "--lmax", "6", "--depth", "1"], capsys)
+    assert code == 0, err
+    got = json.loads(out)
+    lam = fc.spectrum(fc.ntk_kernel(fc.MLP(1, "relu", 2.0, 0.0)), 5, 6).eigenvalues
+    assert len(json.dumps(got)) > 100
+    flat = json.dumps(got)
+    assert f"{lam[1]:.6e}"[:6] in flat or str(lam[1])[:8] in flat
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["predict", "--d", "1"], "d"),
+        (["predict", "--activation", "nope"], "activation"),
+        (["predict", "--P", "0,10"], "P"),
+        (["predict", "--P", "1.5"], "P"),
+        (["predict", "--powers", "1:abc"], "power"),
+        (["predict", "--noise", "-1"], "noise"),
+        (["predict", "--ridge", "nan"], "ridge"),
+        (["predict", "--depth", "-1"], "depth"),
+        (["predict", "--weight-var", "-2"], "weight"),
+        (["predict", "--data", "/nonexistent.npy", "--labels", "0"], "not found"),
+        (["predict", "--dataset", "digits", "--spectrum-plot", "s.png"], "spectrum-plot"),
+        (["predict", "--polynomial", "__import__('os')"], "polynomial"),
+        (["spectrum", "--d", "0"], "d"),
+        (["spectrum", "--lmax", "-3"], "lmax"),
+        (["predict", "--unknown-option"], "no such option"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(
+        [*argv, "--plot", ""] if argv[0] == "predict" and "--unknown-option" not in argv else argv, capsys
+    )
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert words.lower() in lines[0].lower(), lines[0]
