@@ -1,0 +1,185 @@
+"""The validation package's networks and trainers against oracles that do not share their code:
+the full ``jax.jacobian`` contraction, the infinite-width kernels of ``fieldcurve.kernels``,
+kernel regression solved with numpy, Bayesian linear regression in closed form, and AR(1)
+processes with known autocorrelation time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import jax.numpy as jnp  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+
+import fieldcurve as fc  # noqa: E402
+from fieldcurve.validation.networks import apply_mlp, empirical_kernels, empirical_ntk, init_mlp  # noqa: E402
+from fieldcurve.validation.training import (  # noqa: E402
+    effective_sample_size,
+    gd_train,
+    gd_train_ensemble,
+    langevin_sample,
+    posterior_test_error,
+)
+
+
+@pytest.mark.parametrize(
+    "mlp",
+    [
+        fc.MLP(2, "relu", 2.0, 0.1),
+        fc.MLP(1, "erf", 1.5, 0.0),
+        fc.MLP(2, "gelu", [1.0, 2.0, 1.5], [0.1, 0.0, 0.2]),
+        fc.MLP(2, "tanh", 1.2, 0.3, parameterization="standard", width=12),
+    ],
+)
+def test_layerwise_ntk_equals_jacobian_contraction(mlp):
+    d = 5
+    X = jnp.asarray(fc.sample_sphere(7, d, seed=1))
+    p = init_mlp(mlp, d, 12, jax.random.PRNGKey(3))
+    flat, unravel = ravel_pytree(p)
+    J = jax.jacobian(lambda v: apply_mlp(mlp, unravel(v), X)[:, 0])(flat)
+    np.testing.assert_allclose(
+        np.asarray(empirical_ntk(mlp, p, X)), np.asarray(J @ J.T), rtol=1e-11, atol=1e-12
+    )
+
+
+def test_empirical_kernels_approach_infinite_width_as_inverse_sqrt_width():
+    """RMS deviation of the empirical NNGP and NTK from nngp_kernel / ntk_kernel over 6 seeds at
+    widths 256 ... 4096: log-log slope -1/2 (within 0.15) and a 4x smaller error at 16x width."""
+    d = 5
+    mlp = fc.MLP(2, "relu", 2.0, 0.1)
+    X = fc.sample_sphere(6, d, seed=0)
+    K_inf, T_inf = fc.nngp_kernel(mlp).gram(X), fc.ntk_kernel(mlp).gram(X)
+    widths = [256, 1024, 4096]
+    rms = {"nngp": [], "ntk": []}
+    for n in widths:
+        dk, dt = [], []
+        for seed in range(6):
+            K, T = empirical_kernels(mlp, init_mlp(mlp, d, n, jax.random.PRNGKey(seed)), jnp.asarray(X))
+            dk.append(np.mean((np.asarray(K) - K_inf) ** 2))
+            dt.append(np.mean((np.asarray(T) - T_inf) ** 2))
+        rms["nngp"].append(np.sqrt(np.mean(dk)))
+        rms["ntk"].append(np.sqrt(np.mean(dt)))
+    for kind, values in rms.items():
+        slope = np.polyfit(np.log(widths), np.log(values), 1)[0]
+        assert -0.65 < slope < -0.35, (kind, slope, values)
+        assert values[-1] < values[0] / 2.5, (kind, values)
+    assert rms["ntk"][-1] / np.sqrt(np.mean(T_inf**2)) < 0.05
+
+
+def _data(d=6, P=40, n_test=300, seed=0):
+    tgt = fc.Target.from_degree_powers({1: 1.0, 2: 0.3}, d=d)
+    rng = np.random.default_rng(seed)
+    f = tgt.sample(d, seed=rng)
+    X, Xt = fc.sample_sphere(P, d, seed=rng), fc.sample_sphere(n_test, d, seed=rng)
+    return X, f(X), Xt, f(Xt)
+
+
+def test_centered_wide_network_trained_by_gd_is_ntk_regression():
+    """A width-2048 one-hidden-layer network trained from centred initialisation predicts what
+    NTK kernel regression (numpy solve) predicts, to the O(n^-1/2) finite-width accuracy."""
+    d = 6
+    X, y, Xt, yt = _data(d)
+    mlp = fc.MLP(1, "relu", 2.0, 0.1)
+    res = gd_train(mlp, init_mlp(mlp, d, 2048, jax.random.PRNGKey(0)), X, y, init="centered", tol=1e-8)
+    assert res.converged and res.train_mse < 1e-8 * np.mean(y**2) and res.steps > 0
+    pred = np.asarray(res.predict(Xt))[:, 0]
+    ntk = fc.ntk_kernel(mlp)
+    ref = ntk.gram(Xt, X) @ np.linalg.solve(ntk.gram(X), y)
+    assert np.linalg.norm(pred - ref) < 0.1 * np.linalg.norm(ref)
+    err_net, err_ker = np.mean((pred - yt) ** 2), np.mean((ref - yt) ** 2)
+    assert abs(err_net / err_ker - 1) < 0.1
+
+
+def test_antisymmetric_init_starts_at_zero_and_ensemble_matches_single_runs():
+    d = 5
+    X, y, Xt, _ = _data(d, P=20)
+    mlp = fc.MLP(1, "erf", 1.5, 0.1)
+    keys = jax.random.split(jax.random.PRNGKey(7), 3)
+    stacked = jax.vmap(lambda k: init_mlp(mlp, d, 64, k))(keys)
+    ens = gd_train_ensemble(
+        mlp, stacked, X, y, init="antisymmetric", tol=1e-6, max_steps=300, check_every=100
+    )
+    zero = gd_train(mlp, init_mlp(mlp, d, 64, keys[0]), X, y, init="antisymmetric", max_steps=0)
+    np.testing.assert_allclose(np.asarray(zero.predict(Xt)), 0.0, atol=1e-14)
+    for i in range(3):
+        one = gd_train(
+            mlp,
+            init_mlp(mlp, d, 64, keys[i]),
+            X,
+            y,
+            init="antisymmetric",
+            lr=float(ens.lr[i]),
+            tol=0.0,
+            max_steps=ens.steps,
+            check_every=100,
+        )
+        np.testing.assert_allclose(
+            np.asarray(ens.predict(Xt))[i], np.asarray(one.predict(Xt)), rtol=1e-9, atol=1e-11
+        )
+
+
+def test_langevin_posterior_mean_of_linear_model_is_bayesian_linear_regression():
+    """Depth 0 is a linear model with Gaussian prior: the posterior mean is GP regression with the
+    linear NNGP kernel and noise variance sigma^2, exactly (the Euler-Maruyama chain of a
+    Gaussian target has the exact stationary mean). chi^2 per point with the between-chain
+    Monte Carlo variance (16 chains) must be consistent with 1."""
+    d, P, s2 = 6, 30, 0.05
+    rng = np.random.default_rng(0)
+    X, Xt = fc.sample_sphere(P, d, seed=rng), fc.sample_sphere(40, d, seed=rng)
+    y = X @ rng.standard_normal(d) / np.sqrt(d) + np.sqrt(s2) * rng.standard_normal(P)
+    mlp = fc.MLP(0, "relu", 1.5, 0.2)
+    K = fc.nngp_kernel(mlp)
+    gp = K.gram(Xt, X) @ np.linalg.solve(K.gram(X) + s2 * np.eye(P), y)
+    p0 = jax.vmap(lambda k: init_mlp(mlp, d, 1, k))(jax.random.split(jax.random.PRNGKey(1), 16))
+    res = langevin_sample(
+        mlp, p0, X, y, Xt, noise_var=s2, key=jax.random.PRNGKey(2), steps=8000, burn_in=2000, thin=10
+    )
+    chi2 = np.mean((res.mean[:, 0] - gp) ** 2 / res.mc_variance[:, 0])
+    assert 0.5 < chi2 < 1.8, chi2
+    assert res.ess > 500 and res.samples_per_chain == 600
+    raw, corrected = posterior_test_error(res, gp)
+    assert corrected < raw and abs(corrected) < 3 * np.mean(res.mc_variance)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
+def test_effective_sample_size_of_ar1(rho):
+    """AR(1) with coefficient rho: integrated autocorrelation time (1 + rho)/(1 - rho)."""
+    rng = np.random.default_rng(4)
+    n, chains = 20000, 4
+    x = np.empty((chains, n))
+    x[:, 0] = rng.standard_normal(chains) / np.sqrt(1 - rho**2)
+    eps = rng.standard_normal((chains, n))
+    for t in range(1, n):
+        x[:, t] = rho * x[:, t - 1] + eps[:, t]
+    expected = chains * n * (1 - rho) / (1 + rho)
+    assert abs(effective_sample_size(x) / expected - 1) < 0.15
+
+
+def test_bad_input():
+    mlp = fc.MLP(1, "relu")
+    with pytest.raises(ValueError, match="width"):
+        init_mlp(mlp, 5, 0, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="d must"):
+        init_mlp(mlp, 0, 8, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="no JAX version"):
+        init_mlp(fc.MLP(1, lambda x: x), 5, 8, jax.random.PRNGKey(0))
+    p = init_mlp(mlp, 5, 8, jax.random.PRNGKey(0))
+    X = np.ones((4, 5))
+    with pytest.raises(ValueError, match="finite"):
+        gd_train(mlp, p, X, np.array([1.0, np.nan, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="same P"):
+        gd_train(mlp, p, X, np.ones(3))
+    with pytest.raises(ValueError, match="init must be"):
+        gd_train(mlp, p, X, np.ones(4), init="weird")
+    with pytest.raises(ValueError, match="noise_var"):
+        langevin_sample(
+            mlp,
+            jax.tree_util.tree_map(lambda a: a[None], p),
+            X,
+            np.ones(4),
+            X,
+            noise_var=0.0,
+            key=jax.random.PRNGKey(0),
+        )
