@@ -524,6 +524,110 @@ def write_curve_csv(curve: Any, path: str) -> None:
         fh.write("\n".join(rows) + "\n")
 
 
+@cli.command("validate")
+@click.argument("config")
+@click.option(
+    "--store",
+    "store_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="SQLite results store (default: <experiment name>.sqlite). Finished runs are skipped.",
+)
+@click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes.")
+@click.option("--scheduler", default=None, help="dask.distributed scheduler address (tcp://host:port).")
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Report folder (default: <name>_report).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def validate_cmd(
+    config: str,
+    store_path: str | None,
+    workers: int,
+    scheduler: str | None,
+    out_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Train the networks of CONFIG (a TOML file or a built-in name: smoke, gd_relu, langevin_relu,
+    width_sweep, digits) and compare them with the theory.
+
+    Runs are stored as they finish; running the command again resumes a stopped sweep. Writes
+    report.md and report.png; exit status 1 if the measured errors miss the config's tolerance.
+    """
+    from fieldcurve.validation.config import load_config
+    from fieldcurve.validation.report import write_report
+    from fieldcurve.validation.runner import run_sweep
+
+    experiment = load_config(config)
+    store_path = store_path or f"{experiment.name}.sqlite"
+    counts = run_sweep(experiment, store_path, workers=workers, scheduler=scheduler, progress=not as_json)
+    summary = write_report(store_path, out_dir or f"{experiment.name}_report")
+    _print_summary(summary, counts, as_json, out_dir or f"{experiment.name}_report")
+    if not summary["passed"]:
+        sys.exit(1)
+
+
+@cli.command("report")
+@click.argument("store_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Report folder (default: <name>_report).",
+)
+@click.option(
+    "--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Export every run as CSV."
+)
+@click.option(
+    "--parquet", "parquet_path", default=None, type=click.Path(dir_okay=False), help="Export as Parquet."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def report_cmd(
+    store_path: str, out_dir: str | None, csv_path: str | None, parquet_path: str | None, as_json: bool
+) -> None:
+    """Re-render the report of a results store without training (and export its runs)."""
+    from pathlib import Path
+
+    from fieldcurve.validation.report import write_report
+    from fieldcurve.validation.store import ResultsStore
+
+    if not Path(store_path).is_file():
+        raise ValueError(f"store {store_path} not found")
+    with ResultsStore(store_path) as store:
+        cfg = store.config()
+        if csv_path:
+            store.export_csv(csv_path)
+        if parquet_path:
+            store.export_parquet(parquet_path)
+    if cfg is None:
+        raise ValueError(f"{store_path} holds no experiment (no configuration stored)")
+    out = out_dir or f"{cfg['experiment']['name']}_report"
+    summary = write_report(store_path, out)
+    _print_summary(summary, None, as_json, out)
+
+
+def _print_summary(summary: dict, counts: dict | None, as_json: bool, out_dir: str) -> None:
+    if as_json:
+        click.echo(json.dumps({**summary, "runs": counts, "report": out_dir}, indent=1, default=float))
+        return
+    if counts is not None:
+        click.echo(
+            f"runs: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already stored"
+        )
+    for width, w in summary["widths"].items():
+        click.echo(
+            f"width {width}: median relative error {w['median_rel_error']:.1%}"
+            f" (tolerance {summary['tolerance']:.0%}) {'PASS' if w['passed'] else 'FAIL'}"
+        )
+    if summary["failed_runs"]:
+        click.echo(f"{summary['failed_runs']} run(s) failed; see the store's error column")
+    click.echo(f"report: {out_dir}/report.md")
+
+
 def _fmt_log(log_value: float) -> str:
     """Format exp(log_value) in scientific notation even beyond double precision."""
     if not math.isfinite(log_value):

@@ -1,0 +1,200 @@
+r"""Compare a stored sweep with fieldcurve's predictions and write the report (Markdown + PNG).
+
+Prediction for each setting (infinite width):
+
+* ``gd`` from the standard initialisation: :func:`fieldcurve.network_learning_curve` with
+  ``regime="gd"`` (NTK regression plus the initialisation term); on data sets the same through
+  :func:`fieldcurve.dataset_spectrum` with ``init_kernel``;
+* ``gd`` from centred or antisymmetric initialisation (:math:`f_0 = 0`): ridgeless NTK regression;
+* ``langevin``: GP regression with the NNGP kernel and noise variance ``noise_var`` (the
+  posterior mean of the Bayesian network).
+
+Per width and P: measured mean over seeds :math:`\bar E`, standard error (std/√seeds),
+prediction :math:`E`, relative error :math:`|E - \bar E|/\bar E`, and :math:`z = (E - \bar E)/SE`.
+The experiment passes at a width when the median relative error over P is at most
+``experiment.tolerance``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fieldcurve as fc
+from fieldcurve.validation.config import Experiment, load_config
+from fieldcurve.validation.runner import dataset_of, network_of, target_of
+from fieldcurve.validation.store import ResultsStore
+
+__all__ = ["predictions", "summarize", "write_report"]
+
+
+def predictions(config: dict, width: int, P: Any) -> np.ndarray:
+    """Infinite-width prediction of the measured test error for the sizes ``P``."""
+    P = np.asarray(P, dtype=float)
+    mlp = network_of(config, width)
+    tr = config["training"]
+    if "powers" in config["target"]:
+        target = target_of(config)
+        d = config["target"]["d"]
+        lmax = max(40, max(target.powers, default=0) + 10)
+        if tr["method"] == "langevin":
+            spec = fc.spectrum(fc.nngp_kernel(mlp), d, lmax)
+            return fc.learning_curve(spec, target, P, ridge=tr["noise_var"]).test_error
+        if tr["init"] == "standard":
+            return fc.network_learning_curve(mlp, target, P, regime="gd", lmax=lmax).test_error
+        return fc.learning_curve(fc.spectrum(fc.ntk_kernel(mlp), d, lmax), target, P).test_error
+    data = dataset_of(config)
+    if tr["method"] == "langevin":
+        spec = fc.dataset_spectrum(fc.nngp_kernel(mlp), data)
+        return fc.dataset_learning_curve(spec, P, ridge=tr["noise_var"]).test_error
+    init = fc.nngp_kernel(mlp) if tr["init"] == "standard" else None
+    spec = fc.dataset_spectrum(fc.ntk_kernel(mlp), data, init_kernel=init)
+    return fc.dataset_learning_curve(spec, P).test_error
+
+
+def summarize(store: ResultsStore, experiment: Experiment) -> dict:
+    """Aggregate the stored runs per (width, P) and attach predictions and pass/fail."""
+    by: dict[tuple[int, int], list[float]] = {}
+    extra: dict[tuple[int, int], list[dict]] = {}
+    for row in store.rows("done"):
+        by.setdefault((row["width"], row["P"]), []).append(row["result"]["test_error"])
+        extra.setdefault((row["width"], row["P"]), []).append(row["result"])
+    failed = store.counts().get("failed", 0)
+    tol = experiment.config["experiment"]["tolerance"]
+    widths = {}
+    for width in experiment.widths:
+        sizes = [P for P in experiment.sizes if (width, P) in by]
+        if not sizes:
+            continue
+        pred = predictions(experiment.config, width, sizes)
+        rows = []
+        for P, E in zip(sizes, pred, strict=True):
+            vals = np.asarray(by[(width, P)])
+            mean = float(vals.mean())
+            se = float(vals.std(ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else math.nan
+            info = extra[(width, P)]
+            rows.append(
+                {
+                    "P": P,
+                    "runs": len(vals),
+                    "measured": mean,
+                    "se": se,
+                    "predicted": float(E),
+                    "rel_error": abs(E - mean) / abs(mean) if mean != 0 else math.inf,
+                    "z": (E - mean) / se if se and se > 0 else math.nan,
+                    "converged": all(r.get("converged", True) for r in info),
+                    "steps": float(np.mean([r["steps"] for r in info])) if "steps" in info[0] else None,
+                    "ess": float(np.min([r["ess"] for r in info])) if "ess" in info[0] else None,
+                }
+            )
+        median = float(np.median([r["rel_error"] for r in rows]))
+        widths[width] = {"rows": rows, "median_rel_error": median, "passed": median <= tol}
+    return {
+        "experiment": experiment.name,
+        "tolerance": tol,
+        "widths": widths,
+        "failed_runs": failed,
+        "passed": bool(widths) and all(w["passed"] for w in widths.values()),
+    }
+
+
+def _fmt(x: Any, spec: str = ".4g") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return format(x, spec)
+
+
+def write_report(store_path: str | Path, out_dir: str | Path, config: Any = None) -> dict:
+    """Write ``report.md`` and ``report.png`` into ``out_dir`` from a store; returns the summary.
+
+    ``config`` (a path, name or dict) defaults to the configuration saved in the store.
+    """
+    with ResultsStore(store_path) as store:
+        cfg = store.config() if config is None else None
+        if config is None and cfg is None:
+            raise ValueError(f"{store_path} holds no experiment (no configuration stored)")
+        experiment = load_config(cfg if cfg is not None else config)
+        summary = summarize(store, experiment)
+        counts = store.counts()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "report.png"
+    _plot(summary, experiment, png)
+    tr = experiment.config["training"]
+    lines = [
+        f"# Validation report: {experiment.name}",
+        "",
+        experiment.config["experiment"].get("description", "") or "",
+        "",
+        f"- store: `{store_path}` — runs done: {counts.get('done', 0)}, failed: {counts.get('failed', 0)}",
+        f"- training: {tr['method']}"
+        + (
+            f" (init {tr['init']}, tol {tr['tol']:g}, ensemble {tr['ensemble']})"
+            if tr["method"] == "gd"
+            else f" (noise_var {tr['noise_var']:g}, steps {tr['steps']}, burn-in {tr['burn_in']},"
+            f" thin {tr['thin']}, chains {tr['ensemble']})"
+        ),
+        f"- tolerance: median relative error over P ≤ {summary['tolerance']:g}",
+        f"- fieldcurve {fc.__version__}",
+        "",
+    ]
+    for width, w in summary["widths"].items():
+        verdict = "PASS" if w["passed"] else "FAIL"
+        lines += [
+            f"## width {width}: {verdict} (median relative error {w['median_rel_error']:.1%})",
+            "",
+            "| P | runs | measured ± SE | predicted | rel. error | z | converged | steps / min ESS |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in w["rows"]:
+            diag = _fmt(r["steps"], ".0f") if r["steps"] is not None else _fmt(r["ess"], ".0f")
+            lines.append(
+                f"| {r['P']} | {r['runs']} | {_fmt(r['measured'])} ± {_fmt(r['se'], '.2g')} | "
+                f"{_fmt(r['predicted'])} | {r['rel_error']:.1%} | {_fmt(r['z'], '.2f')} | "
+                f"{'yes' if r['converged'] else 'NO'} | {diag} |"
+            )
+        lines.append("")
+    overall = "PASS" if summary["passed"] else "FAIL"
+    lines += [f"**Overall: {overall}**", "", f"![learning curves]({png.name})", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return summary
+
+
+def _plot(summary: dict, experiment: Experiment, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (width, w) in enumerate(summary["widths"].items()):
+        c = colors[i % len(colors)]
+        P = np.array([r["P"] for r in w["rows"]], dtype=float)
+        ax.errorbar(
+            P,
+            [r["measured"] for r in w["rows"]],
+            yerr=[0 if math.isnan(r["se"]) else r["se"] for r in w["rows"]],
+            fmt="o",
+            color=c,
+            capsize=3,
+            label=f"trained, width {width}",
+        )
+        dense = np.unique(np.round(np.geomspace(P.min(), P.max(), 40)))
+        try:
+            ax.plot(dense, predictions(experiment.config, width, dense), "-", color=c, alpha=0.7)
+        except ValueError:
+            ax.plot(P, [r["predicted"] for r in w["rows"]], "-", color=c, alpha=0.7)
+    ax.plot([], [], "-", color="gray", label="infinite-width theory")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples P")
+    ax.set_ylabel("test error")
+    ax.set_title(f"{experiment.name}: trained networks vs theory")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
