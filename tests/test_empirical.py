@@ -389,14 +389,15 @@ def test_gradient_descent_curve_matches_theory():
     d = 8
     mlp = fc.MLP(2, "relu", 2.0, 0.1)
     tgt = Target.from_degree_powers({1: 1.0, 2: 0.3}, noise=0.02, d=d)
-    P = np.array([30, 100, 300])
+    P = np.array([30, 100, 200])
     theory = fc.network_learning_curve(mlp, tgt, P, regime="gd", lmax=30)
     emp = empirical_learning_curve(
-        fc.ntk_kernel(mlp), tgt, P, trials=30, seed=4, n_test=500, init_kernel=fc.nngp_kernel(mlp)
+        fc.ntk_kernel(mlp), tgt, P, trials=24, seed=4, n_test=300, init_kernel=fc.nngp_kernel(mlp)
     )
     assert emp.error_per_degree is None and emp.meta["regime"] == "gd"
     z = np.abs(theory.test_error - emp.test_error) / emp.test_error_sem
     rel = np.abs(theory.test_error / emp.test_error - 1)
     assert np.all((z < 3) | (rel < 0.10)), (theory.test_error, emp.test_error, emp.test_error_sem)
-    plain = empirical_learning_curve(fc.ntk_kernel(mlp), tgt, P, trials=30, seed=4, n_test=500)
-    assert np.all(emp.test_error > plain.test_error)  # same draws: the init term only adds
+    # without the initialisation term the measurement is clearly above kernel regression's theory
+    plain = fc.network_learning_curve(mlp, tgt, P, regime="kernel", lmax=30)
+    assert np.all(plain.test_error < emp.test_error - 3 * emp.test_error_sem)

@@ -39,6 +39,7 @@ error of the *exact* posterior mean is estimated without the sampling noise bias
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,10 +88,52 @@ def _member_fn(mlp: MLP, init: str) -> Any:
     return lambda th, th0, x: (apply_mlp(mlp, th[0], x) - apply_mlp(mlp, th[1], x)) / math.sqrt(2.0)
 
 
+def _cached(builder: Any) -> Any:
+    """Memoise a builder of compiled functions on its (hashable) arguments, so repeated runs of
+    the same network reuse JAX's compilation cache instead of re-tracing new closures."""
+    cache = functools.lru_cache(maxsize=32)(builder)
+
+    def get(*args: Any) -> Any:
+        try:
+            hash(args)
+        except TypeError:  # e.g. per-layer variances given as lists: no memoisation
+            return builder(*args)
+        return cache(*args)
+
+    return get
+
+
+@_cached
+def _ntk_fn(mlp: MLP) -> Any:
+    return jax.jit(lambda p, x: empirical_ntk(mlp, p, x))
+
+
 def _lambda_max(mlp: MLP, params0: Params, X: jax.Array) -> float:
     """Largest eigenvalue of the empirical NTK on the training inputs."""
-    T = np.asarray(empirical_ntk(mlp, params0, X))
+    T = np.asarray(_ntk_fn(mlp)(params0, X))
     return float(np.linalg.eigvalsh(0.5 * (T + T.T))[-1])
+
+
+@_cached
+def _gd_functions(mlp: MLP, init: str, check_every: int) -> tuple[Any, Any]:
+    """(chunk, mse): jitted, vmapped over members; data passed as arguments (not captured)."""
+    f = _member_fn(mlp, init)
+
+    def loss(th: Any, th0: Any, X: jax.Array, Y: jax.Array) -> jax.Array:
+        return 0.5 * jnp.mean(jnp.sum((f(th, th0, X) - Y) ** 2, axis=1))
+
+    grad = jax.grad(loss)
+
+    def member_chunk(th: Any, th0: Any, step: jax.Array, X: jax.Array, Y: jax.Array) -> tuple[Any, jax.Array]:
+        def body(_: int, t: Any) -> Any:
+            return jax.tree_util.tree_map(lambda a, g: a - step * g, t, grad(t, th0, X, Y))
+
+        th = jax.lax.fori_loop(0, check_every, body, th)
+        return th, 2 * loss(th, th0, X, Y)
+
+    chunk = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None, None)))
+    mse = jax.jit(jax.vmap(lambda th, th0, X, Y: 2 * loss(th, th0, X, Y), in_axes=(0, 0, None, None)))
+    return chunk, mse
 
 
 def _check_data(X: Any, Y: Any) -> tuple[jax.Array, jax.Array]:
@@ -178,24 +221,12 @@ def gd_train_ensemble(
     theta = (params0, jax.tree_util.tree_map(jnp.copy, params0)) if init == "antisymmetric" else params0
     target = tol * float(jnp.mean(jnp.sum(Y**2, axis=1)))
 
-    def loss(th: Any, th0: Any) -> jax.Array:
-        return 0.5 * jnp.mean(jnp.sum((f(th, th0, X) - Y) ** 2, axis=1))
-
-    grad = jax.grad(loss)
-
-    def member_chunk(th: Any, th0: Any, step: jax.Array) -> tuple[Any, jax.Array]:
-        def body(_: int, t: Any) -> Any:
-            return jax.tree_util.tree_map(lambda a, g: a - step * g, t, grad(t, th0))
-
-        th = jax.lax.fori_loop(0, check_every, body, th)
-        return th, 2 * loss(th, th0)
-
-    chunk = jax.jit(jax.vmap(member_chunk))
+    chunk, mse_fn = _gd_functions(mlp, init, check_every)
     lr_arr = jnp.asarray(lrs)
-    mse = np.asarray(jax.vmap(lambda th, th0: 2 * loss(th, th0))(theta, params0))
+    mse = np.asarray(mse_fn(theta, params0, X, Y))
     steps = 0
     while np.max(mse) > target and steps < max_steps:
-        theta, mse_arr = chunk(theta, params0, lr_arr)
+        theta, mse_arr = chunk(theta, params0, lr_arr, X, Y)
         steps += check_every
         mse = np.asarray(mse_arr)
         if not np.all(np.isfinite(mse)):
