@@ -251,3 +251,10 @@ def test_validate_bad_input_exit_2(tmp_path, capsys):
             main(argv)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err.startswith("error:") and "Traceback" not in err, err
+
+
+def test_extending_the_grid_keeps_finished_runs(tmp_path):
+    store = tmp_path / "g.sqlite"
+    assert run_sweep(load_config(tiny()), store, progress=False)["done"] == 4
+    wider = tiny(**{"sweep__P": [8, 16, 24], "experiment__tolerance": 0.5})
+    assert run_sweep(load_config(wider), store, progress=False) == {"done": 2, "failed": 0, "skipped": 4}

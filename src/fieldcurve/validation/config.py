@@ -57,7 +57,7 @@ from typing import Any
 
 import fieldcurve
 
-__all__ = ["Experiment", "Run", "builtin_configs", "load_config"]
+__all__ = ["Experiment", "Run", "builtin_configs", "load_config", "run_defining"]
 
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     # key: (types, required)
@@ -133,10 +133,12 @@ class Run:
 
     @property
     def key(self) -> str:
-        """SHA-256 of the run's canonical configuration and the package version."""
+        """SHA-256 of everything that determines the run — its configuration without the grid
+        lists, its (width, P, seed) — and the package version. Extending a sweep's grid or
+        changing its tolerance keeps the finished runs."""
         blob = json.dumps(
             {
-                "config": self.config,
+                "config": run_defining(self.config),
                 "width": self.width,
                 "P": self.P,
                 "seed": self.seed,
@@ -145,6 +147,23 @@ class Run:
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+#: keys that describe the grid or the verdict, not what a single run computes
+_NOT_RUN_DEFINING = {
+    "experiment": ("tolerance", "description", "name"),
+    "network": ("width",),
+    "sweep": ("P", "seeds"),
+}
+
+
+def run_defining(config: dict) -> dict:
+    """The part of a configuration that determines what a single run computes."""
+    out = copy.deepcopy(config)
+    for table, keys in _NOT_RUN_DEFINING.items():
+        for key in keys:
+            out.get(table, {}).pop(key, None)
+    return out
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,12 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ metadata
     def set_config(self, config: dict) -> None:
-        """Remember the experiment's configuration (checked for consistency on reuse)."""
+        """Remember the experiment's configuration. A store may be reused by a configuration that
+        differs only in its grid (widths, P, seeds), tolerance or description."""
+        from fieldcurve.validation.config import run_defining
+
         old = self.config()
-        if old is not None and old != config:
+        if old is not None and run_defining(old) != run_defining(config):
             raise ValueError(
                 f"store {self.path} belongs to another configuration (experiment"
                 f" {old['experiment']['name']!r}); use another --store"
