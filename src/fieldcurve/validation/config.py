@@ -29,6 +29,7 @@ wrong types, impossible values and missing files are rejected with the key's nam
     steps = 20000            # langevin
     burn_in = 5000           # langevin
     thin = 50                # langevin
+    dtype = "float64"        # or "float32" (about twice as fast on CPU)
 
     [target]                 # a sphere target ...
     d = 10
@@ -86,6 +87,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "steps": (int, False),
         "burn_in": (int, False),
         "thin": (int, False),
+        "dtype": (str, False),
     },
     "target": {
         "d": (int, False),
@@ -115,6 +117,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "steps": 20_000,
         "burn_in": 5_000,
         "thin": 50,
+        "dtype": "float64",
     },
     "target": {"noise": 0.0},
     "sweep": {"seeds": 4, "n_test": 1000},
@@ -290,6 +293,8 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
         )
     except (ValueError, TypeError) as exc:
         raise _fail("network", str(exc)) from exc
+    if tr["dtype"] not in ("float64", "float32"):
+        raise _fail("training.dtype", f"must be 'float64' or 'float32', got {tr['dtype']!r}")
     if tr["method"] not in ("gd", "langevin"):
         raise _fail("training.method", f"must be 'gd' or 'langevin', got {tr['method']!r}")
     if tr["init"] not in ("standard", "centered", "antisymmetric"):

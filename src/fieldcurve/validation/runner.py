@@ -84,9 +84,13 @@ def execute_run(run: Run) -> dict:
     cfg, tr = run.config, run.config["training"]
     rng = np.random.default_rng(run.seed)
     X, Y, Xt, Yt = _draw(run, rng)
+    dtype = np.float32 if tr["dtype"] == "float32" else np.float64
+    X, Y, Xt = X.astype(dtype), Y.astype(dtype), Xt.astype(dtype)
     mlp = network_of(cfg, run.width)
     keys = jax.random.split(jax.random.PRNGKey(run.seed), tr["ensemble"] + 1)
-    params0 = jax.vmap(lambda k: init_mlp(mlp, X.shape[1], run.width, k, outputs=Y.shape[1]))(keys[1:])
+    params0 = jax.vmap(lambda k: init_mlp(mlp, X.shape[1], run.width, k, outputs=Y.shape[1], dtype=dtype))(
+        keys[1:]
+    )
     t0 = time.perf_counter()
     if tr["method"] == "gd":
         res = gd_train_ensemble(
@@ -99,7 +103,7 @@ def execute_run(run: Run) -> dict:
             tol=tr["tol"],
             max_steps=tr["max_steps"],
         )
-        pred = np.asarray(res.predict(Xt))  # (members, n_test, C)
+        pred = np.asarray(res.predict(Xt), dtype=np.float64)  # (members, n_test, C)
         errs = np.mean(np.sum((pred - Yt[None]) ** 2, axis=2), axis=1)
         return {
             "test_error": float(errs.mean()),

@@ -222,7 +222,7 @@ def gd_train_ensemble(
     target = tol * float(jnp.mean(jnp.sum(Y**2, axis=1)))
 
     chunk, mse_fn = _gd_functions(mlp, init, check_every)
-    lr_arr = jnp.asarray(lrs)
+    lr_arr = jnp.asarray(lrs, dtype=jax.tree_util.tree_leaves(params0)[0].dtype)
     mse = np.asarray(mse_fn(theta, params0, X, Y))
     steps = 0
     while np.max(mse) > target and steps < max_steps:
