@@ -258,3 +258,19 @@ def test_extending_the_grid_keeps_finished_runs(tmp_path):
     assert run_sweep(load_config(tiny()), store, progress=False)["done"] == 4
     wider = tiny(**{"sweep__P": [8, 16, 24], "experiment__tolerance": 0.5})
     assert run_sweep(load_config(wider), store, progress=False) == {"done": 2, "failed": 0, "skipped": 4}
+
+
+def test_digits_sweep_and_report(tmp_path):
+    """The data-set path: ten one-hot outputs, held-out error, theory with the init term."""
+    pytest.importorskip("sklearn")
+    from fieldcurve.validation.report import write_report
+
+    cfg = tiny(
+        **{"target__powers": None, "target__d": None, "target__noise": None, "target__dataset": "digits"},
+        **{"sweep__P": [20], "network__width": 64},
+    )
+    store = tmp_path / "d.sqlite"
+    assert run_sweep(load_config(cfg), store, progress=False)["done"] == 2
+    summary = write_report(store, tmp_path / "rep")
+    row = summary["widths"][64]["rows"][0]
+    assert row["P"] == 20 and row["measured"] > 1.0 and row["predicted"] > 1.0  # 10 outputs + init

@@ -7,7 +7,7 @@ Public API (re-exported names only); see the README for conventions. Note that
 
 from fieldcurve import activations
 from fieldcurve.activations import Activation, get_activation
-from fieldcurve.empirical import EmpiricalCurve, empirical_learning_curve
+from fieldcurve.empirical import EmpiricalCurve, empirical_dataset_curve, empirical_learning_curve
 from fieldcurve.kernels import (
     MLP,
     DotProductKernel,
@@ -30,13 +30,22 @@ from fieldcurve.sphere import (
     zonal_harmonic,
 )
 from fieldcurve.targets import SampledTarget, Target
-from fieldcurve.theory import LearningCurve, learning_curve, network_learning_curve
+from fieldcurve.theory import (
+    DatasetSpectrum,
+    LearningCurve,
+    dataset_learning_curve,
+    dataset_spectrum,
+    equivalent_kernel_curve,
+    learning_curve,
+    network_learning_curve,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MLP",
     "Activation",
+    "DatasetSpectrum",
     "DotProductKernel",
     "EmpiricalCurve",
     "Kernel",
@@ -48,7 +57,11 @@ __all__ = [
     "__version__",
     "activations",
     "as_kernel",
+    "dataset_learning_curve",
+    "dataset_spectrum",
+    "empirical_dataset_curve",
     "empirical_learning_curve",
+    "equivalent_kernel_curve",
     "exponential_kernel",
     "get_activation",
     "gram_spectrum",
