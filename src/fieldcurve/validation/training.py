@@ -103,20 +103,18 @@ def _cached(builder: Any) -> Any:
     return get
 
 
-@_cached
-def _ntk_fn(mlp: MLP) -> Any:
-    return jax.jit(lambda p, x: empirical_ntk(mlp, p, x))
-
-
 def _lambda_max(mlp: MLP, params0: Params, X: jax.Array) -> float:
-    """Largest eigenvalue of the empirical NTK on the training inputs."""
-    T = np.asarray(_ntk_fn(mlp)(params0, X))
+    """Largest eigenvalue of the empirical NTK on the training inputs (evaluated eagerly: one
+    evaluation costs less than compiling it)."""
+    T = np.asarray(empirical_ntk(mlp, params0, X))
     return float(np.linalg.eigvalsh(0.5 * (T + T.T))[-1])
 
 
 @_cached
-def _gd_functions(mlp: MLP, init: str, check_every: int) -> tuple[Any, Any]:
-    """(chunk, mse): jitted, vmapped over members; data passed as arguments (not captured)."""
+def _gd_functions(mlp: MLP, init: str, check_every: int, batched: bool) -> tuple[Any, Any]:
+    """(chunk, loss): ``check_every`` compiled GD steps (vmapped over members if ``batched``)
+    returning the new parameters and the training MSE, and the plain loss; data are passed as
+    arguments (not captured), so one compilation serves every run of the same shapes."""
     f = _member_fn(mlp, init)
 
     def loss(th: Any, th0: Any, X: jax.Array, Y: jax.Array) -> jax.Array:
@@ -131,9 +129,13 @@ def _gd_functions(mlp: MLP, init: str, check_every: int) -> tuple[Any, Any]:
         th = jax.lax.fori_loop(0, check_every, body, th)
         return th, 2 * loss(th, th0, X, Y)
 
-    chunk = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None, None)))
-    mse = jax.jit(jax.vmap(lambda th, th0, X, Y: 2 * loss(th, th0, X, Y), in_axes=(0, 0, None, None)))
-    return chunk, mse
+    if batched:
+        return jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None, None))), loss
+    return jax.jit(member_chunk), loss
+
+
+def _squeeze(tree: Any) -> Any:
+    return jax.tree_util.tree_map(lambda a: a[0], tree)
 
 
 def _check_data(X: Any, Y: Any) -> tuple[jax.Array, jax.Array]:
@@ -221,17 +223,23 @@ def gd_train_ensemble(
     theta = (params0, jax.tree_util.tree_map(jnp.copy, params0)) if init == "antisymmetric" else params0
     target = tol * float(jnp.mean(jnp.sum(Y**2, axis=1)))
 
-    chunk, mse_fn = _gd_functions(mlp, init, check_every)
+    batched = n_members > 1
+    chunk, loss = _gd_functions(mlp, init, check_every, batched)
     lr_arr = jnp.asarray(lrs, dtype=jax.tree_util.tree_leaves(params0)[0].dtype)
-    mse = np.asarray(mse_fn(theta, params0, X, Y))
+    mse = np.asarray(jax.vmap(lambda th, th0: 2 * loss(th, th0, X, Y))(theta, params0))  # eager
+    if not batched:  # one network: no batch axis inside the compiled loop
+        theta, th0, lr_arr = _squeeze(theta), _squeeze(params0), lr_arr[0]
     steps = 0
     while np.max(mse) > target and steps < max_steps:
-        theta, mse_arr = chunk(theta, params0, lr_arr, X, Y)
+        if batched:
+            theta, mse_arr = chunk(theta, params0, lr_arr, X, Y)
+        else:
+            theta, mse_arr = chunk(theta, th0, lr_arr, X, Y)
         steps += check_every
-        mse = np.asarray(mse_arr)
+        mse = np.atleast_1d(np.asarray(mse_arr))
         if not np.all(np.isfinite(mse)):
             raise FloatingPointError(f"gradient descent diverged at step {steps} (lr = {lrs})")
-    final = theta
+    final = theta if batched else jax.tree_util.tree_map(lambda a: a[None], theta)
 
     def predict(x: Any) -> jax.Array:
         return jax.vmap(lambda th, th0: f(th, th0, jnp.asarray(x)))(final, params0)
