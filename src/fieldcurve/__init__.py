@@ -8,6 +8,13 @@ Public API (re-exported names only); see the README for conventions. Note that
 from fieldcurve import activations
 from fieldcurve.activations import Activation, get_activation
 from fieldcurve.empirical import EmpiricalCurve, empirical_dataset_curve, empirical_learning_curve
+from fieldcurve.finite_width import (
+    CriticalPoint,
+    FiniteWidthStatistics,
+    critical_initialization,
+    finite_width_statistics,
+    monte_carlo_statistics,
+)
 from fieldcurve.kernels import (
     MLP,
     DotProductKernel,
@@ -45,9 +52,11 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP",
     "Activation",
+    "CriticalPoint",
     "DatasetSpectrum",
     "DotProductKernel",
     "EmpiricalCurve",
+    "FiniteWidthStatistics",
     "Kernel",
     "LearningCurve",
     "MLPKernel",
@@ -57,18 +66,21 @@ __all__ = [
     "__version__",
     "activations",
     "as_kernel",
+    "critical_initialization",
     "dataset_learning_curve",
     "dataset_spectrum",
     "empirical_dataset_curve",
     "empirical_learning_curve",
     "equivalent_kernel_curve",
     "exponential_kernel",
+    "finite_width_statistics",
     "get_activation",
     "gram_spectrum",
     "harmonic_features",
     "learning_curve",
     "legendre",
     "log_multiplicity",
+    "monte_carlo_statistics",
     "multiplicity",
     "network_learning_curve",
     "nngp_kernel",
