@@ -122,3 +122,34 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, tmp_path, monkeypatch, ca
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err, err
     assert words.lower() in lines[0].lower(), lines[0]
+
+
+def test_finite_width_json_table_and_plot(tmp_path, capsys):
+    code, out, err = run(
+        ["finite-width", "--activation", "relu", "--depth", "4", "--width", "64", "--json"], capsys
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    assert len(got["layers"]) == 5 and got["critical_initialization"]["weight_var"] == 2.0
+    for key in ("kernel", "kernel_nlo", "fourth_cumulant", "fourth_cumulant_exact"):
+        assert key in got["layers"][-1]
+    assert got["layers"][-1]["fourth_cumulant_exact"] == pytest.approx((1 + 5 / 64) ** 4 - 1, rel=1e-12)
+    code, out, err = run(
+        ["finite-width", "--depth", "3", "--mc", "2000", "--plot", str(tmp_path / "c.png")], capsys
+    )
+    assert code == 0 and "tanh" in out and (tmp_path / "c.png").exists(), err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["finite-width", "--activation", "sigmoid"], "critical"),
+        (["finite-width", "--width", "0"], "width"),
+        (["finite-width", "--d", "0"], "--d"),
+        (["finite-width", "--activation", "relu", "--depth", "-2"], "depth"),
+    ],
+)
+def test_finite_width_bad_input(argv, words, capsys):
+    code, out, err = run(argv, capsys)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and words in lines[0], err

@@ -107,3 +107,35 @@ def plot_learning_curve(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_fourth_cumulant(stats: Any, path: str | Path, monte_carlo: Any = None) -> Path:
+    """Fourth cumulant E z^4/(3 (E z^2)^2) - 1 against the layer: leading order V/(n K^2), the exact
+    value where known, and Monte Carlo points with error bars."""
+    layers = np.arange(1, stats.depth + 2)
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.plot(layers, stats.fourth_cumulant, "-", color="tab:blue", label="leading order V/(n K²)")
+    if stats.fourth_cumulant_exact is not None:
+        ax.plot(layers, stats.fourth_cumulant_exact, "--", color="tab:green", label="exact (finite width)")
+    if monte_carlo is not None:
+        ax.errorbar(
+            layers,
+            monte_carlo.fourth_cumulant,
+            yerr=monte_carlo.fourth_cumulant_se,
+            fmt="o",
+            color="black",
+            ms=4,
+            capsize=3,
+            label=f"Monte Carlo ({monte_carlo.networks:,} networks)",
+        )
+    ax.set_xlabel("layer ℓ (preactivations; last = output)")
+    ax.set_ylabel("E z⁴ / (3 (E z²)²) − 1")
+    ax.set_title(
+        f"{stats.meta.get('activation', '')}: width {stats.width}, depth/width = {stats.depth_to_width:.3g}"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
