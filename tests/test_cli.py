@@ -150,6 +150,6 @@ def test_finite_width_json_table_and_plot(tmp_path, capsys):
     ],
 )
 def test_finite_width_bad_input(argv, words, capsys):
-    code, out, err = run(argv, capsys)
+    code, _out, err = run(argv, capsys)
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1 and words in lines[0], err
