@@ -191,6 +191,11 @@ def _plot(summary: dict, experiment: Experiment, path: Path) -> None:
     ax.plot([], [], "-", color="gray", label="infinite-width theory")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(experiment.sizes)
+    ax.set_xticklabels([str(p) for p in experiment.sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training samples P")
     ax.set_ylabel("test error")
     ax.set_title(f"{experiment.name}: trained networks vs theory")
