@@ -10,7 +10,10 @@ Prediction for each setting (infinite width):
   posterior mean of the Bayesian network).
 
 Per width and P: measured mean over seeds :math:`\bar E`, standard error (std/√seeds),
-prediction :math:`E`, relative error :math:`|E - \bar E|/\bar E`, and :math:`z = (E - \bar E)/SE`.
+prediction :math:`E`, relative error :math:`|E - \bar E|/\bar E`, and :math:`z = (E - \bar E)/SE`;
+and, run by run, the trained network against the infinitely wide one *on the same data*
+(:func:`fieldcurve.validation.runner.infinite_width_error`): the mean of trained/same-data − 1,
+which isolates finite width and training from the learning-curve theory and the data draw.
 The experiment passes at a width when the median relative error over P is at most
 ``experiment.tolerance``.
 """
@@ -88,6 +91,7 @@ def summarize(store: ResultsStore, experiment: Experiment) -> dict:
                     "converged": all(r.get("converged", True) for r in info),
                     "steps": float(np.mean([r["steps"] for r in info])) if "steps" in info[0] else None,
                     "ess": float(np.min([r["ess"] for r in info])) if "ess" in info[0] else None,
+                    **_paired(info),
                 }
             )
         median = float(np.median([r["rel_error"] for r in rows]))
@@ -98,6 +102,22 @@ def summarize(store: ResultsStore, experiment: Experiment) -> dict:
         "widths": widths,
         "failed_runs": failed,
         "passed": bool(widths) and all(w["passed"] for w in widths.values()),
+    }
+
+
+def _paired(info: list[dict]) -> dict:
+    """Trained vs the infinite-width network on the same data: mean ratio - 1 and its SE."""
+    pairs = [
+        (r["test_error"], r["infinite_width_same_data"]) for r in info if "infinite_width_same_data" in r
+    ]
+    if not pairs:
+        return {"same_data": None, "paired_diff": None, "paired_se": None}
+    ratio = np.array([m / k - 1 for m, k in pairs])
+    se = float(ratio.std(ddof=1) / math.sqrt(len(ratio))) if len(ratio) > 1 else math.nan
+    return {
+        "same_data": float(np.mean([k for _, k in pairs])),
+        "paired_diff": float(ratio.mean()),
+        "paired_se": se,
     }
 
 
@@ -146,15 +166,22 @@ def write_report(store_path: str | Path, out_dir: str | Path, config: Any = None
         lines += [
             f"## width {width}: {verdict} (median relative error {w['median_rel_error']:.1%})",
             "",
-            "| P | runs | measured ± SE | predicted | rel. error | z | converged | steps / min ESS |",
-            "|---|---|---|---|---|---|---|---|",
+            "| P | runs | measured ± SE | predicted | rel. error | z | same data, infinite width |"
+            " trained / same-data − 1 | converged | steps / min ESS |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in w["rows"]:
             diag = _fmt(r["steps"], ".0f") if r["steps"] is not None else _fmt(r["ess"], ".0f")
             lines.append(
                 f"| {r['P']} | {r['runs']} | {_fmt(r['measured'])} ± {_fmt(r['se'], '.2g')} | "
                 f"{_fmt(r['predicted'])} | {r['rel_error']:.1%} | {_fmt(r['z'], '.2f')} | "
-                f"{'yes' if r['converged'] else 'NO'} | {diag} |"
+                f"{_fmt(r['same_data'])} | "
+                + (
+                    f"{r['paired_diff']:+.1%} ± {_fmt(r['paired_se'] * 100, '.2g')}%"
+                    if r["paired_diff"] is not None
+                    else "—"
+                )
+                + f" | {'yes' if r['converged'] else 'NO'} | {diag} |"
             )
         lines.append("")
     overall = "PASS" if summary["passed"] else "FAIL"

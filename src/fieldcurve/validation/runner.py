@@ -73,6 +73,35 @@ def _draw(run: Run, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     return data.X[tr], data.Y[tr], data.X[te], data.Y[te]
 
 
+def infinite_width_error(config: dict, width: int, X: Any, Y: Any, Xt: Any, Yt: Any) -> float:
+    r"""Test error the infinitely wide network would have on the *same* training and test sets:
+    GP posterior mean (NNGP, noise ``noise_var``) for Langevin; NTK regression for GD from
+    centred/antisymmetric initialisation; NTK regression plus the exact expected initialisation
+    term (:func:`fieldcurve.empirical._init_term`) for GD from standard initialisation. Paired
+    with the trained network, it removes the data-draw noise from the comparison."""
+    import scipy.linalg as sla
+
+    from fieldcurve.empirical import _factor, _init_term
+
+    mlp = network_of(config, width)
+    tr = config["training"]
+    nngp, ntk = fc.nngp_kernel(mlp), fc.ntk_kernel(mlp)
+    kernel, ridge = (nngp, tr["noise_var"]) if tr["method"] == "langevin" else (ntk, 0.0)
+    factor, _ = _factor(kernel.gram(X), ridge)
+    K_tX = kernel.gram(Xt, X)
+    pred = K_tX @ sla.cho_solve(factor, Y, check_finite=False)
+    err = float(np.sum((pred - Yt) ** 2))
+    if tr["method"] == "gd" and tr["init"] == "standard":
+        diag = np.einsum("ij,ij->i", Xt, Xt)  # the NNGP's diagonal follows |x|^2 (data sets)
+        k0_diag = (
+            np.array([float(nngp.gram(x[None])[0, 0]) for x in Xt])
+            if np.ptp(diag) > 1e-9
+            else np.full(len(Xt), float(nngp.gram(Xt[:1])[0, 0]))
+        )
+        err += Y.shape[1] * _init_term(factor, K_tX, nngp.gram(Xt, X), nngp.gram(X), k0_diag)
+    return err / len(Xt)
+
+
 def execute_run(run: Run) -> dict:
     """Train the run's network(s) and measure the test error (sum over outputs, mean over test
     points; against the clean target on the sphere, on held-out points for data sets)."""
@@ -84,6 +113,7 @@ def execute_run(run: Run) -> dict:
     cfg, tr = run.config, run.config["training"]
     rng = np.random.default_rng(run.seed)
     X, Y, Xt, Yt = _draw(run, rng)
+    same_data = infinite_width_error(run.config, run.width, X, Y, Xt, Yt)
     dtype = np.float32 if tr["dtype"] == "float32" else np.float64
     X, Y, Xt = X.astype(dtype), Y.astype(dtype), Xt.astype(dtype)
     mlp = network_of(cfg, run.width)
@@ -114,6 +144,7 @@ def execute_run(run: Run) -> dict:
             "lr": float(np.mean(res.lr)),
             "lambda_max": float(np.mean(res.lambda_max)),
             "train_seconds": time.perf_counter() - t0,
+            "infinite_width_same_data": same_data,
         }
     res = langevin_sample(
         mlp,
@@ -137,6 +168,7 @@ def execute_run(run: Run) -> dict:
         "samples_per_chain": res.samples_per_chain,
         "lr": res.lr,
         "train_seconds": time.perf_counter() - t0,
+        "infinite_width_same_data": same_data,
     }
 
 
