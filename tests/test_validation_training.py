@@ -143,6 +143,41 @@ def test_langevin_posterior_mean_of_linear_model_is_bayesian_linear_regression()
     assert corrected < raw and abs(corrected) < 3 * np.mean(res.mc_variance)
 
 
+def test_langevin_with_random_sign_noise_has_the_same_posterior_mean():
+    """Rademacher increments (a weak first-order scheme): for the linear model the stationary
+    mean is still exactly the Bayesian posterior mean."""
+    d, P, s2 = 5, 20, 0.1
+    rng = np.random.default_rng(3)
+    X, Xt = fc.sample_sphere(P, d, seed=rng), fc.sample_sphere(30, d, seed=rng)
+    y = X @ rng.standard_normal(d) / np.sqrt(d) + np.sqrt(s2) * rng.standard_normal(P)
+    mlp = fc.MLP(0, "relu", 1.0, 0.3)
+    K = fc.nngp_kernel(mlp)
+    gp = K.gram(Xt, X) @ np.linalg.solve(K.gram(X) + s2 * np.eye(P), y)
+    p0 = jax.vmap(lambda k: init_mlp(mlp, d, 1, k))(jax.random.split(jax.random.PRNGKey(5), 16))
+    res = langevin_sample(
+        mlp,
+        p0,
+        X,
+        y,
+        Xt,
+        noise_var=s2,
+        key=jax.random.PRNGKey(6),
+        steps=6000,
+        burn_in=1500,
+        thin=10,
+        noise="rademacher",
+    )
+    chi2 = np.mean((res.mean[:, 0] - gp) ** 2 / res.mc_variance[:, 0])
+    assert 0.5 < chi2 < 1.8, chi2
+    from fieldcurve.validation.training import _rademacher
+
+    signs = np.asarray(_rademacher(jax.random.PRNGKey(0), (300, 333), jnp.float64))
+    assert set(np.unique(signs)) == {-1.0, 1.0} and abs(signs.mean()) < 4 / np.sqrt(signs.size)
+    assert abs(np.mean(signs[:, 1:] * signs[:, :-1])) < 4 / np.sqrt(signs.size)  # neighbours independent
+    with pytest.raises(ValueError, match="noise must be"):
+        langevin_sample(mlp, p0, X, y, Xt, noise_var=s2, key=jax.random.PRNGKey(6), noise="uniform")
+
+
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
 def test_effective_sample_size_of_ar1(rho):
     """AR(1) with coefficient rho: integrated autocorrelation time (1 + rho)/(1 - rho)."""

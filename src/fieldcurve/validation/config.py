@@ -30,6 +30,7 @@ wrong types, impossible values and missing files are rejected with the key's nam
     burn_in = 5000           # langevin
     thin = 50                # langevin
     dtype = "float64"        # or "float32" (about twice as fast on CPU)
+    noise = "gaussian"       # langevin: or "rademacher" (random signs; cheaper, same weak order)
 
     [target]                 # a sphere target ...
     d = 10
@@ -88,6 +89,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "burn_in": (int, False),
         "thin": (int, False),
         "dtype": (str, False),
+        "noise": (str, False),
     },
     "target": {
         "d": (int, False),
@@ -118,6 +120,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "burn_in": 5_000,
         "thin": 50,
         "dtype": "float64",
+        "noise": "gaussian",
     },
     "target": {"noise": 0.0},
     "sweep": {"seeds": 4, "n_test": 1000},
@@ -295,6 +298,8 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
         raise _fail("network", str(exc)) from exc
     if tr["dtype"] not in ("float64", "float32"):
         raise _fail("training.dtype", f"must be 'float64' or 'float32', got {tr['dtype']!r}")
+    if tr["noise"] not in ("gaussian", "rademacher"):
+        raise _fail("training.noise", f"must be 'gaussian' or 'rademacher', got {tr['noise']!r}")
     if tr["method"] not in ("gd", "langevin"):
         raise _fail("training.method", f"must be 'gd' or 'langevin', got {tr['method']!r}")
     if tr["init"] not in ("standard", "centered", "antisymmetric"):

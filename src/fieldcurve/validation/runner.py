@@ -158,6 +158,7 @@ def execute_run(run: Run) -> dict:
         burn_in=tr["burn_in"],
         thin=tr["thin"],
         lr_factor=tr["lr_factor"],
+        noise=tr["noise"],
     )
     raw, corrected = posterior_test_error(res, Yt)
     return {

@@ -300,8 +300,17 @@ def langevin_sample(
     lr: float | None = None,
     lr_factor: float = 0.5,
     track: int = 8,
+    noise: str = "gaussian",
 ) -> LangevinResult:
-    """Langevin chains from ``params0`` (leading axis = chains) (module docstring)."""
+    """Langevin chains from ``params0`` (leading axis = chains) (module docstring).
+
+    ``noise="rademacher"`` replaces the Gaussian increments by random signs (same mean, variance
+    and third moment: a weak first-order scheme with the same O(lr) accuracy of the stationary
+    averages, exact posterior mean for Gaussian targets); it draws one random bit per parameter
+    instead of a normal, which dominates the cost of a step for wide networks on CPU.
+    """
+    if noise not in ("gaussian", "rademacher"):
+        raise ValueError(f"noise must be 'gaussian' or 'rademacher', got {noise!r}")
     X, Y = _check_data(X, Y)
     Xt = jnp.asarray(X_test)
     if not noise_var > 0:
@@ -328,12 +337,14 @@ def langevin_sample(
     grad = jax.grad(potential)
     noise_scale = math.sqrt(2 * lr)
 
+    draw = _rademacher if noise == "rademacher" else (lambda kk, shape, dt: jax.random.normal(kk, shape, dt))
+
     def one_step(th: Any, k: jax.Array) -> Any:
         leaves, tree = jax.tree_util.tree_flatten(th)
         keys = jax.random.split(k, len(leaves))
         g = jax.tree_util.tree_leaves(grad(th))
         new = [
-            a - lr * ga + noise_scale * jax.random.normal(kk, a.shape, a.dtype)
+            a - lr * ga + noise_scale * draw(kk, a.shape, a.dtype)
             for a, ga, kk in zip(leaves, g, keys, strict=True)
         ]
         return jax.tree_util.tree_unflatten(tree, new)
@@ -374,6 +385,15 @@ def langevin_sample(
         burn_in=burn_in,
         thin=thin,
     )
+
+
+def _rademacher(key: jax.Array, shape: tuple, dtype: Any) -> jax.Array:
+    """Independent random signs: 32 per 32-bit word of threefry output."""
+    size = int(np.prod(shape)) if shape else 1
+    words = jax.random.bits(key, ((size + 31) // 32, 1), jnp.uint32)
+    bits = ((words >> jnp.arange(32, dtype=jnp.uint32)) & 1).astype(bool).reshape(-1)
+    signs = jnp.where(bits, jnp.asarray(1, dtype), jnp.asarray(-1, dtype))
+    return (signs if signs.size == size else signs[:size]).reshape(shape)
 
 
 def effective_sample_size(chains: np.ndarray) -> float:
