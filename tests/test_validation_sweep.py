@@ -241,8 +241,18 @@ def test_smoke_config_validates_and_report_rerenders(tmp_path, capsys):
     assert (tmp_path / "runs.csv").read_text().count("\n") == 17
 
 
+def test_validate_list(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--list"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and all(
+        name in out for name in ("smoke", "gd_relu", "langevin_relu", "digits")
+    )
+
+
 def test_validate_bad_input_exit_2(tmp_path, capsys):
     for argv in (
+        ["validate"],
         ["validate", str(tmp_path / "nope.toml")],
         ["report", str(tmp_path / "none.sqlite")],
         ["validate", "smoke", "--workers", "0", "--store", str(tmp_path / "w.sqlite")],

@@ -627,7 +627,8 @@ def finite_width_cmd(
 
 
 @cli.command("validate")
-@click.argument("config")
+@click.argument("config", required=False)
+@click.option("--list", "list_configs", is_flag=True, help="List the built-in configurations and exit.")
 @click.option(
     "--store",
     "store_path",
@@ -646,7 +647,8 @@ def finite_width_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def validate_cmd(
-    config: str,
+    config: str | None,
+    list_configs: bool,
     store_path: str | None,
     workers: int,
     scheduler: str | None,
@@ -659,7 +661,15 @@ def validate_cmd(
     Runs are stored as they finish; running the command again resumes a stopped sweep. Writes
     report.md and report.png; exit status 1 if the measured errors miss the config's tolerance.
     """
-    from fieldcurve.validation.config import load_config
+    from fieldcurve.validation.config import builtin_configs, load_config
+
+    if list_configs:
+        for name, path in builtin_configs().items():
+            exp = load_config(path)
+            click.echo(f"{name:15s} {len(exp.runs()):4d} runs  {exp.config['experiment']['description']}")
+        return
+    if config is None:
+        raise ValueError("give a CONFIG (TOML file or built-in name; see --list)")
     from fieldcurve.validation.report import write_report
     from fieldcurve.validation.runner import run_sweep
 
