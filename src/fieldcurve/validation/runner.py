@@ -92,12 +92,11 @@ def infinite_width_error(config: dict, width: int, X: Any, Y: Any, Xt: Any, Yt: 
     pred = K_tX @ sla.cho_solve(factor, Y, check_finite=False)
     err = float(np.sum((pred - Yt) ** 2))
     if tr["method"] == "gd" and tr["init"] == "standard":
-        diag = np.einsum("ij,ij->i", Xt, Xt)  # the NNGP's diagonal follows |x|^2 (data sets)
-        k0_diag = (
-            np.array([float(nngp.gram(x[None])[0, 0]) for x in Xt])
-            if np.ptp(diag) > 1e-9
-            else np.full(len(Xt), float(nngp.gram(Xt[:1])[0, 0]))
-        )
+        norms = np.einsum("ij,ij->i", Xt, Xt)
+        if np.ptp(norms) <= 1e-9 * norms.max():  # inputs on one sphere: one diagonal value
+            k0_diag = np.full(len(Xt), float(nngp.gram(Xt[:1])[0, 0]))
+        else:  # the NNGP's diagonal depends on |x|^2
+            k0_diag = np.array([float(nngp.gram(x[None])[0, 0]) for x in Xt])
         err += Y.shape[1] * _init_term(factor, K_tX, nngp.gram(Xt, X), nngp.gram(X), k0_diag)
     return err / len(Xt)
 
