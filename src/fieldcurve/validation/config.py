@@ -164,11 +164,17 @@ _NOT_RUN_DEFINING = {
 
 
 def run_defining(config: dict) -> dict:
-    """The part of a configuration that determines what a single run computes."""
+    """The part of a configuration that determines what a single run computes, without the
+    settings left at their defaults (so an option added later, whose default keeps the earlier
+    behaviour, does not change the keys of stored runs)."""
     out = copy.deepcopy(config)
     for table, keys in _NOT_RUN_DEFINING.items():
         for key in keys:
             out.get(table, {}).pop(key, None)
+    for table, defaults in _DEFAULTS.items():
+        for key, default in defaults.items():
+            if key in out.get(table, {}) and out[table][key] == default:
+                del out[table][key]
     return out
 
 
