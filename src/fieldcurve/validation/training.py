@@ -166,7 +166,8 @@ def gd_train(
     """Full-batch gradient descent on the MSE to convergence (module docstring).
 
     The loop runs ``check_every`` steps inside one compiled ``lax.fori_loop`` between checks of
-    the training loss, so the harness adds little over a bare JAX loop (see benchmarks/).
+    the training loss, so the harness adds little over a bare JAX loop (see benchmarks/); the
+    number of steps is therefore a multiple of ``check_every`` (``max_steps`` is rounded up).
     """
     batched = jax.tree_util.tree_map(lambda a: a[None], params0)
     res = gd_train_ensemble(
