@@ -15,6 +15,12 @@ from fieldcurve.finite_width import (
     finite_width_statistics,
     monte_carlo_statistics,
 )
+from fieldcurve.finite_width_posterior import (
+    KernelFluctuations,
+    PosteriorCorrection,
+    kernel_fluctuations,
+    posterior_correction,
+)
 from fieldcurve.kernels import (
     MLP,
     DotProductKernel,
@@ -58,8 +64,10 @@ __all__ = [
     "EmpiricalCurve",
     "FiniteWidthStatistics",
     "Kernel",
+    "KernelFluctuations",
     "LearningCurve",
     "MLPKernel",
+    "PosteriorCorrection",
     "SampledTarget",
     "Spectrum",
     "Target",
@@ -77,6 +85,7 @@ __all__ = [
     "get_activation",
     "gram_spectrum",
     "harmonic_features",
+    "kernel_fluctuations",
     "learning_curve",
     "legendre",
     "log_multiplicity",
@@ -87,6 +96,7 @@ __all__ = [
     "nngp_ntk_gram",
     "ntk_kernel",
     "polynomial_kernel",
+    "posterior_correction",
     "sample_sphere",
     "spectrum",
     "symbolic_spectrum",
