@@ -111,6 +111,9 @@ def test_spectrum_json(capsys):
         (["spectrum", "--d", "0"], "d"),
         (["spectrum", "--lmax", "-3"], "lmax"),
         (["predict", "--unknown-option"], "no such option"),
+        (["predict", "--width", "64"], "regime bayes"),
+        (["predict", "--regime", "bayes", "--width", "0", "--P", "10"], "width"),
+        (["predict", "--regime", "bayes", "--width", "8", "--P", "2000", "--fw-pmax", "100"], "fw-pmax"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, words, tmp_path, monkeypatch, capsys):
@@ -153,3 +156,23 @@ def test_finite_width_bad_input(argv, words, capsys):
     code, _out, err = run(argv, capsys)
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1 and words in lines[0], err
+
+
+def test_predict_finite_width_curve(tmp_path, capsys):
+    """--width adds the finite-width curve of the Bayesian network: its infinite-width part is the
+    main curve, and the JSON carries the correction with its error bar."""
+    argv = ["predict", "--regime", "bayes", "--depth", "1", "--d", "6", "--powers", "1:1"]
+    argv += ["--noise", "0.1", "--P", "8,16", "--width", "32", "--fw-trials", "2", "--json"]
+    code, out, err = run([*argv, "--plot", str(tmp_path / "fw.png")], capsys)
+    assert code == 0, err
+    got = json.loads(out)
+    fw = got["finite_width"]
+    assert fw["width"] == 32 and fw["P"] == [8.0, 16.0]
+    np.testing.assert_allclose(
+        fw["test_error_infinite"], [p["test_error"] for p in got["points"]], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        fw["test_error"], np.add(fw["test_error_infinite"], np.divide(fw["correction"], 32)), rtol=1e-12
+    )
+    assert all(s > 0 for s in fw["correction_se"])
+    assert (tmp_path / "fw.png").stat().st_size > 10_000

@@ -262,3 +262,23 @@ def test_unit_fast_path_equals_block_path(monkeypatch):
     slow = posterior_correction(mlp, X, y, T, batch=4, **kw)
     np.testing.assert_allclose(fast.mean_nlo, slow.mean_nlo, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fast.variance_nlo, slow.variance_nlo, rtol=1e-9, atol=1e-12)
+
+
+def test_finite_width_learning_curve_draws_representative_training_sets():
+    """The infinite-width part is the GP learning curve; the sampled training sets reproduce it
+    (their GP error averages to the theory within 25% with 6 sets of 400 test points)."""
+    mlp = fc.MLP(depth=1, activation="relu", weight_var=2.0, bias_var=0.1)
+    target = fc.Target.from_degree_powers({1: 1.0, 2: 0.5}, noise=0.1, d=6)
+    P = [10, 40]
+    curve = fc.finite_width_learning_curve(
+        mlp, target, P, width=64, seed=1, trials=6, n_test=400, unit_samples=4096, samples=256
+    )
+    theory = fc.learning_curve(fc.spectrum(fc.nngp_kernel(mlp), 6, 40), target, P, ridge=0.1).test_error
+    np.testing.assert_allclose(curve.test_error_infinite, theory, rtol=1e-12)
+    np.testing.assert_allclose(curve.test_error_gp_sampled, theory, rtol=0.25)
+    assert curve.correction_se.shape == (2,) and np.all(curve.correction_se > 0)
+    np.testing.assert_allclose(curve.expansion_parameter, [10 / 64, 40 / 64])
+    with pytest.raises(ValueError, match="noise_var"):
+        fc.finite_width_learning_curve(mlp, fc.Target.from_degree_powers({1: 1.0}, d=6), P, width=8, seed=0)
+    with pytest.raises(ValueError, match="trials"):
+        fc.finite_width_learning_curve(mlp, target, P, width=8, seed=0, trials=1)

@@ -45,10 +45,12 @@ from fieldcurve.sphere import (
 from fieldcurve.targets import SampledTarget, Target
 from fieldcurve.theory import (
     DatasetSpectrum,
+    FiniteWidthCurve,
     LearningCurve,
     dataset_learning_curve,
     dataset_spectrum,
     equivalent_kernel_curve,
+    finite_width_learning_curve,
     learning_curve,
     network_learning_curve,
 )
@@ -62,6 +64,7 @@ __all__ = [
     "DatasetSpectrum",
     "DotProductKernel",
     "EmpiricalCurve",
+    "FiniteWidthCurve",
     "FiniteWidthStatistics",
     "Kernel",
     "KernelFluctuations",
@@ -81,6 +84,7 @@ __all__ = [
     "empirical_learning_curve",
     "equivalent_kernel_curve",
     "exponential_kernel",
+    "finite_width_learning_curve",
     "finite_width_statistics",
     "get_activation",
     "gram_spectrum",

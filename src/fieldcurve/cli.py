@@ -254,6 +254,16 @@ def parse_p_grid(text: str) -> np.ndarray:
     type=click.Path(dir_okay=False),
     help="Also plot the kernel's spectrum next to the target's power per degree.",
 )
+@click.option(
+    "--width",
+    "fw_width",
+    default=None,
+    type=int,
+    help="Also the finite-width curve E_g + dE_g/width of the Bayesian network (--regime bayes; "
+    "the correction is averaged over sampled training sets, P <= --fw-pmax).",
+)
+@click.option("--fw-trials", default=4, show_default=True, type=int, help="Training sets per P for --width.")
+@click.option("--fw-pmax", default=1000, show_default=True, type=int, help="Largest P corrected by --width.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the curve as CSV."
@@ -289,6 +299,9 @@ def predict_cmd(
     data_path: str | None,
     labels: str | None,
     spectrum_plot: str | None,
+    fw_width: int | None,
+    fw_trials: int,
+    fw_pmax: int,
 ) -> None:
     """Predict the test error of a network against the number of samples P.
 
@@ -301,6 +314,11 @@ def predict_cmd(
     from fieldcurve.theory import network_learning_curve
 
     mlp = MLP(depth, parse_activation(activation), weight_var, bias_var)
+    if fw_width is not None and (regime != "bayes" or dataset or data_path):
+        raise ValueError(
+            "--width needs --regime bayes on a sphere target (the finite-width correction is"
+            " for the Bayesian posterior mean)"
+        )
     if dataset or data_path:
         _predict_on_data(
             mlp,
@@ -355,6 +373,24 @@ def predict_cmd(
             init_kernel=nngp_kernel(mlp) if regime == "gd" else None,
             progress=not as_json,
         )
+    fw = None
+    if fw_width is not None:
+        from fieldcurve.theory.finite_width import finite_width_learning_curve
+
+        fw_P = P[P <= fw_pmax]
+        if not len(fw_P):
+            raise ValueError(f"--fw-pmax {fw_pmax} is below every P of the grid")
+        fw = finite_width_learning_curve(
+            mlp,
+            target,
+            fw_P,
+            width=fw_width,
+            d=dim,
+            seed=seed,
+            trials=fw_trials,
+            lmax=lmax,
+            progress=not as_json,
+        )
     _emit(
         curve,
         emp,
@@ -365,6 +401,7 @@ def predict_cmd(
         csv_path,
         plot_path,
         None,
+        fw,
     )
     if spectrum_plot:
         from fieldcurve.plotting import plot_spectrum
@@ -449,11 +486,14 @@ def _emit(
     csv_path: str | None,
     plot_path: str,
     title: str | None,
+    fw: Any = None,
 ) -> None:
     """Print the curve (table or JSON), and write the CSV and the plot if asked."""
     if as_json:
         out = curve.to_dict()
         out.update(extra)
+        if fw is not None:
+            out["finite_width"] = fw.to_dict()
         if emp is not None:
             out["empirical"] = [
                 {"P": float(p), "test_error": float(m), "sem": float(e)}
@@ -462,12 +502,14 @@ def _emit(
         click.echo(json.dumps(out, indent=1))
     else:
         click.echo(format_curve_table(curve, kernel_name, target, emp))
+        if fw is not None:
+            click.echo(format_finite_width_table(fw))
     if csv_path:
         write_curve_csv(curve, csv_path)
     if plot_path:
         from fieldcurve.plotting import plot_learning_curve
 
-        plot_learning_curve(curve, plot_path, empirical=emp, title=title)
+        plot_learning_curve(curve, plot_path, empirical=emp, title=title, finite_width=fw)
         if not as_json:
             click.echo(f"plot written to {plot_path}")
 
@@ -501,6 +543,22 @@ def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = Non
             m = measured.get(float(p))
             row += f" {m[0]:>11.4e} {m[1]:>9.2e}" if m else f" {'':>11} {'':>9}"
         lines.append(row)
+    return "\n".join(lines)
+
+
+def format_finite_width_table(fw: Any) -> str:
+    """The finite-width curve: infinite-width theory, the correction and the corrected error."""
+    lines = [
+        f"# width {fw.width}: E_g(n) = E_g + dE_g/n, dE_g averaged over sampled training sets"
+        " (valid: |dE_g|/n <= 0.2 E_g)",
+        f"{'P':>7} {'E_g':>11} {'E_g(n)':>11} {'dE_g':>11} {'+-se':>9} {'rel.':>7} {'L*P/n':>7} {'valid':>6}",
+    ]
+    for i, p in enumerate(fw.P):
+        lines.append(
+            f"{int(p):>7d} {fw.test_error_infinite[i]:>11.4e} {fw.test_error[i]:>11.4e}"
+            f" {fw.correction[i]:>11.4e} {fw.correction_se[i]:>9.2e} {fw.relative_correction[i]:>7.1%}"
+            f" {fw.expansion_parameter[i]:>7.2f} {'yes' if fw.valid[i] else 'NO':>6}"
+        )
     return "\n".join(lines)
 
 

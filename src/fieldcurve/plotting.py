@@ -59,10 +59,12 @@ def plot_spectrum(spec: Spectrum, path: str | Path, title: str | None = None, ta
 
 
 def plot_learning_curve(
-    curve: Any, path: str | Path, empirical: Any = None, title: str | None = None
+    curve: Any, path: str | Path, empirical: Any = None, title: str | None = None, finite_width: Any = None
 ) -> Path:
     r"""Log–log learning curve: total :math:`E_g` and per-degree errors :math:`E_l` (theory lines),
-    with Monte Carlo means and standard errors as points when ``empirical`` is given.
+    with Monte Carlo means and standard errors as points when ``empirical`` is given, and the
+    finite-width curve (:class:`fieldcurve.FiniteWidthCurve`, band = its Monte Carlo error) when
+    ``finite_width`` is given.
 
     The per-degree curves show spectral bias: low degrees are learned first.
     """
@@ -74,6 +76,14 @@ def plot_learning_curve(
     for i, l in enumerate(shown):
         c = colors[i % len(colors)]
         ax.loglog(curve.P, curve.error_per_degree[:, l], "--", color=c, lw=1.2, label=f"degree {l}")
+    if finite_width is not None:
+        fw = finite_width
+        band = 2 * fw.correction_se / fw.width
+        ax.loglog(fw.P, fw.test_error, "r-", lw=1.6, label=f"width {fw.width}: $E_g + \\Delta E_g/n$")
+        ax.fill_between(fw.P, fw.test_error - band, fw.test_error + band, color="r", alpha=0.15, lw=0)
+        bad = ~fw.valid
+        if bad.any():
+            ax.loglog(fw.P[bad], fw.test_error[bad], "rx", ms=6, label="correction > 20% (unreliable)")
     if empirical is not None:
         ax.errorbar(
             empirical.P,

@@ -103,6 +103,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "P": ((int, list), True),
         "seeds": (int, False),
         "n_test": (int, False),
+        "finite_width_samples": (int, False),
     },
 }
 
@@ -123,7 +124,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "noise": "gaussian",
     },
     "target": {"noise": 0.0},
-    "sweep": {"seeds": 4, "n_test": 1000},
+    "sweep": {"seeds": 4, "n_test": 1000, "finite_width_samples": 0},
 }
 
 
@@ -326,6 +327,14 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
             raise _fail("training.burn_in", "must satisfy 0 <= burn_in < steps")
         if tr["ensemble"] < 2:
             raise _fail("training.ensemble", "Langevin needs at least 2 chains (the Monte Carlo error)")
+    fws = sw["finite_width_samples"]
+    if fws:
+        if fws < 32:
+            raise _fail("sweep.finite_width_samples", f"must be 0 (off) or at least 32, got {fws}")
+        if tr["method"] != "langevin" or "powers" not in tg:
+            raise _fail(
+                "sweep.finite_width_samples", "needs training.method = 'langevin' and a sphere target"
+            )
     if not (math.isfinite(tg["noise"]) and tg["noise"] >= 0):
         raise _fail("target.noise", "must be a non-negative number")
     sources = [k for k in ("powers", "dataset", "data") if k in tg]

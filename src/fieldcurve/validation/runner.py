@@ -10,6 +10,7 @@ A run that raises is stored as ``failed`` with its error and the sweep goes on.
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import time
 import traceback
@@ -101,6 +102,43 @@ def infinite_width_error(config: dict, width: int, X: Any, Y: Any, Xt: Any, Yt: 
     return err / len(Xt)
 
 
+_FW_CACHE: dict[str, dict] = {}
+
+
+def _finite_width_terms(run: Run, X: Any, Y: Any, Xt: Any, Yt: Any) -> dict:
+    """The O(1/width) correction of the GP posterior mean's test error on the run's data
+    (:func:`fieldcurve.posterior_correction`). The coefficient does not depend on the width and
+    the data of a (P, seed) are the same at every width, so it is computed once per process."""
+    cfg = run.config
+    net = {k: v for k, v in cfg["network"].items() if k != "width"}
+    key = json.dumps([{**cfg, "network": net}, run.P, run.seed], sort_keys=True, default=str)
+    if key not in _FW_CACHE:
+        _FW_CACHE[key] = _finite_width_coefficient(run, X, Y, Xt, Yt)
+    return _FW_CACHE[key]
+
+
+def _finite_width_coefficient(run: Run, X: Any, Y: Any, Xt: Any, Yt: Any) -> dict:
+    cfg = run.config
+    units = cfg["sweep"]["finite_width_samples"]
+    pc = fc.posterior_correction(
+        network_of(cfg, run.width),
+        X,
+        Y[:, 0],
+        Xt,
+        noise_var=cfg["training"]["noise_var"],
+        width=run.width,
+        seed=run.seed,
+        y_test=Yt[:, 0],
+        unit_samples=units,
+        samples=max(512, units // 32),
+    )
+    return {
+        "finite_width_gp": pc.test_error_gp,
+        "finite_width_nlo": pc.test_error_nlo,
+        "finite_width_nlo_se": pc.test_error_nlo_se,
+    }
+
+
 def execute_run(run: Run) -> dict:
     """Train the run's network(s) and measure the test error (sum over outputs, mean over test
     points; against the clean target on the sphere, on held-out points for data sets)."""
@@ -113,6 +151,7 @@ def execute_run(run: Run) -> dict:
     rng = np.random.default_rng(run.seed)
     X, Y, Xt, Yt = _draw(run, rng)
     same_data = infinite_width_error(run.config, run.width, X, Y, Xt, Yt)
+    X64, Y64, Xt64 = X, Y, Xt
     dtype = np.float32 if tr["dtype"] == "float32" else np.float64
     X, Y, Xt = X.astype(dtype), Y.astype(dtype), Xt.astype(dtype)
     mlp = network_of(cfg, run.width)
@@ -160,7 +199,9 @@ def execute_run(run: Run) -> dict:
         noise=tr["noise"],
     )
     raw, corrected = posterior_test_error(res, Yt)
+    out = _finite_width_terms(run, X64, Y64, Xt64, Yt) if cfg["sweep"]["finite_width_samples"] else {}
     return {
+        **out,
         "test_error": corrected,
         "test_error_raw": raw,
         "ess": res.ess,
