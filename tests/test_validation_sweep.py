@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("jax")
@@ -77,6 +78,11 @@ def write_toml(path: Path, cfg: dict) -> Path:
         ),
         ({"target__powers": None, "target__data": "missing.npy", "target__labels": 0}, "target.data"),
         ({"target__dataset": "digits"}, "target"),
+        ({"sweep__finite_width_samples": 4096}, "sweep.finite_width_samples"),  # needs langevin
+        (
+            {"training__method": "langevin", "training__ensemble": 2, "sweep__finite_width_samples": 8},
+            "sweep.finite_width_samples",
+        ),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(changes, key):
@@ -284,3 +290,33 @@ def test_digits_sweep_and_report(tmp_path):
     summary = write_report(store, tmp_path / "rep")
     row = summary["widths"][64]["rows"][0]
     assert row["P"] == 20 and row["measured"] > 1.0 and row["predicted"] > 1.0  # 10 outputs + init
+
+
+def test_finite_width_summary_recovers_a_one_over_width_law():
+    """Synthetic runs whose gap is exactly -c/n (plus seed noise) and whose prediction is -c'/n:
+    the fitted slope is -1 and the improvement is |gap| / |gap - prediction|."""
+    from fieldcurve.validation.report import _finite_width_summary
+
+    rng = np.random.default_rng(0)
+    extra = {}
+    for n in (32, 64, 128, 256):
+        runs = []
+        for _ in range(6):
+            e_gp = 0.1
+            gap = -3.0 / n * (1 + 0.01 * rng.standard_normal())
+            runs.append(
+                {
+                    "test_error": e_gp * (1 + gap),
+                    "infinite_width_same_data": e_gp,
+                    "finite_width_gp": e_gp,
+                    "finite_width_nlo": -2.0 * e_gp,  # predicted gap -2/n
+                }
+            )
+        extra[(n, 50)] = runs
+    fw = _finite_width_summary(extra)["finite_width"][50]
+    assert fw["slope"] == pytest.approx(-1.0, abs=0.02)
+    row = fw["rows"][0]
+    assert row["width"] == 32 and row["predicted"] == pytest.approx(-2 / 32)
+    assert row["gap"] == pytest.approx(-3 / 32, rel=0.02)
+    assert row["improvement"] == pytest.approx(3.0, rel=0.05)
+    assert _finite_width_summary({(64, 10): [{"test_error": 1.0, "infinite_width_same_data": 1.0}] * 3}) == {}

@@ -102,7 +102,68 @@ def summarize(store: ResultsStore, experiment: Experiment) -> dict:
         "widths": widths,
         "failed_runs": failed,
         "passed": bool(widths) and all(w["passed"] for w in widths.values()),
+        **_finite_width_summary(extra),
     }
+
+
+def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
+    r"""Measured finite-width gap vs the :math:`O(1/n)` prediction, on the same data run by run.
+
+    Per run: measured gap :math:`g = E_n/E_{GP} - 1` (trained vs the infinitely wide network on the
+    same data) and predicted gap :math:`\hat g = \Delta E/(n E_{GP})`. Per (P, width): means and
+    standard errors over seeds, the infinite-width prediction's error :math:`|\bar g|`, the
+    corrected prediction's error :math:`|\overline{g - \hat g}|` and their ratio; per P the
+    log-log slope of :math:`|\bar g|` against n (-1 for a 1/n law).
+    """
+    per_P: dict[int, list[dict]] = {}
+    for (width, P), runs in sorted(extra.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        pairs = [
+            (
+                r["test_error"] / r["infinite_width_same_data"] - 1,
+                r["finite_width_nlo"] / (width * r["finite_width_gp"]),
+            )
+            for r in runs
+            if "finite_width_nlo" in r
+        ]
+        if len(pairs) < 2:
+            continue
+        g, h = np.array(pairs).T
+        sq = math.sqrt(len(g))
+        per_P.setdefault(P, []).append(
+            {
+                "width": width,
+                "runs": len(g),
+                "gap": float(g.mean()),
+                "gap_se": float(g.std(ddof=1) / sq),
+                "predicted": float(h.mean()),
+                "predicted_se": float(h.std(ddof=1) / sq),
+                "residual": float((g - h).mean()),
+                "residual_se": float((g - h).std(ddof=1) / sq),
+            }
+        )
+    if not per_P:
+        return {}
+    out = {}
+    for P, rows in per_P.items():
+        for r in rows:
+            r["improvement"] = abs(r["gap"]) / abs(r["residual"]) if r["residual"] else math.inf
+        resolved = [r for r in rows if abs(r["gap"]) > 2 * r["gap_se"]]
+        slope = slope_se = math.nan
+        if len(resolved) >= 2:
+            x = np.log([r["width"] for r in resolved])
+            y = np.log([abs(r["gap"]) for r in resolved])
+            w = np.array([abs(r["gap"]) / r["gap_se"] for r in resolved]) ** 2  # 1/var of log|gap|
+            A = np.stack([np.ones_like(x), x], axis=1)
+            cov = np.linalg.inv(A.T @ (w[:, None] * A))
+            coef = cov @ A.T @ (w * y)
+            slope, slope_se = float(coef[1]), float(math.sqrt(cov[1, 1]))
+        out[P] = {
+            "rows": rows,
+            "slope": slope,
+            "slope_se": slope_se,
+            "widths_in_fit": [r["width"] for r in resolved],
+        }
+    return {"finite_width": out}
 
 
 def _paired(info: list[dict]) -> dict:
@@ -184,10 +245,78 @@ def write_report(store_path: str | Path, out_dir: str | Path, config: Any = None
                 + f" | {'yes' if r['converged'] else 'NO'} | {diag} |"
             )
         lines.append("")
+    if summary.get("finite_width"):
+        lines += _finite_width_lines(summary["finite_width"])
+        _plot_finite_width(summary["finite_width"], out / "finite_width.png")
     overall = "PASS" if summary["passed"] else "FAIL"
     lines += [f"**Overall: {overall}**", "", f"![learning curves]({png.name})", ""]
     (out / "report.md").write_text("\n".join(lines))
     return summary
+
+
+def _finite_width_lines(fw: dict) -> list[str]:
+    lines = [
+        "## Finite width: measured gap vs the O(1/width) prediction (same data, run by run)",
+        "",
+        "gap = trained / infinite-width-on-the-same-data − 1; predicted = ΔE / (width · E_GP) from"
+        " `fieldcurve.posterior_correction`; error of the infinite-width prediction = |gap|, of the"
+        " corrected one = |gap − predicted|.",
+        "",
+    ]
+    for P, f in fw.items():
+        fit = (
+            f"log-log slope of |gap| against width: {f['slope']:.2f} ± {f['slope_se']:.2f} (widths"
+            f" {', '.join(str(w) for w in f['widths_in_fit'])}; −1 is a 1/width law)"
+            if not math.isnan(f["slope"])
+            else "gap not resolved at two widths or more: no slope"
+        )
+        lines += [
+            f"### P = {P}: {fit}",
+            "",
+            "| width | runs | measured gap ± SE | predicted gap ± SE | corrected error ± SE | improvement |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in f["rows"]:
+            lines.append(
+                f"| {r['width']} | {r['runs']} | {r['gap']:+.2%} ± {r['gap_se']:.2%} |"
+                f" {r['predicted']:+.2%} ± {r['predicted_se']:.2%} |"
+                f" {r['residual']:+.2%} ± {r['residual_se']:.2%} | {r['improvement']:.2f}× |"
+            )
+        lines.append("")
+    lines += ["![finite width](finite_width.png)", ""]
+    return lines
+
+
+def _plot_finite_width(fw: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (P, f) in enumerate(fw.items()):
+        c = colors[i % len(colors)]
+        n = np.array([r["width"] for r in f["rows"]], dtype=float)
+        ax.errorbar(
+            n,
+            [-r["gap"] for r in f["rows"]],
+            yerr=[2 * r["gap_se"] for r in f["rows"]],
+            fmt="o",
+            color=c,
+            capsize=3,
+            label=f"P = {P}: trained (±2 SE)",
+        )
+        ax.plot(n, [-r["predicted"] for r in f["rows"]], "-", color=c, label=f"P = {P}: O(1/width) theory")
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("width n")
+    ax.set_ylabel("1 − E(n) / E(∞) on the same data")
+    ax.set_title("finite-width gap of the Bayesian posterior mean")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _plot(summary: dict, experiment: Experiment, path: Path) -> None:
