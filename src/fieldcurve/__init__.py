@@ -11,8 +11,10 @@ from fieldcurve.empirical import EmpiricalCurve, empirical_dataset_curve, empiri
 from fieldcurve.finite_width import (
     CriticalPoint,
     FiniteWidthStatistics,
+    NTKMonteCarlo,
     critical_initialization,
     finite_width_statistics,
+    monte_carlo_ntk,
     monte_carlo_statistics,
 )
 from fieldcurve.finite_width_posterior import (
@@ -70,6 +72,7 @@ __all__ = [
     "KernelFluctuations",
     "LearningCurve",
     "MLPKernel",
+    "NTKMonteCarlo",
     "PosteriorCorrection",
     "SampledTarget",
     "Spectrum",
@@ -93,6 +96,7 @@ __all__ = [
     "learning_curve",
     "legendre",
     "log_multiplicity",
+    "monte_carlo_ntk",
     "monte_carlo_statistics",
     "multiplicity",
     "network_learning_curve",
