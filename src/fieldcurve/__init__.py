@@ -56,6 +56,7 @@ from fieldcurve.theory import (
     learning_curve,
     network_learning_curve,
 )
+from fieldcurve.tuning import TuneResult, tune
 
 __version__ = "0.1.0"
 
@@ -77,6 +78,7 @@ __all__ = [
     "SampledTarget",
     "Spectrum",
     "Target",
+    "TuneResult",
     "__version__",
     "activations",
     "as_kernel",
@@ -108,5 +110,6 @@ __all__ = [
     "sample_sphere",
     "spectrum",
     "symbolic_spectrum",
+    "tune",
     "zonal_harmonic",
 ]

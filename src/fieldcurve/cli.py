@@ -684,6 +684,144 @@ def finite_width_cmd(
             click.echo(f"plot written to {plot_path}")
 
 
+def _parse_range(text: str, name: str) -> float | tuple[float, float]:
+    """'2.0' -> 2.0; '0.5:4' -> (0.5, 4.0)."""
+    try:
+        parts = [float(x) for x in text.split(":")]
+    except ValueError as exc:
+        raise ValueError(f"{name} expects a number or lo:hi, got {text!r}") from exc
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) != 2:
+        raise ValueError(f"{name} expects a number or lo:hi, got {text!r}")
+    return (parts[0], parts[1])
+
+
+@cli.command("tune")
+@click.option("--powers", default="1:1.0,2:0.5,3:0.25", show_default=True, help="Target power per degree.")
+@click.option("--polynomial", default=None, help="Target polynomial in x1..xd (replaces --powers).")
+@click.option("--dataset", type=click.Choice(["digits"]), default=None, help="Tune on bundled real data.")
+@click.option(
+    "--data", "data_path", default=None, type=click.Path(dir_okay=False), help="Your inputs (.npy/.csv)."
+)
+@click.option("--labels", default=None, help="Label column (index or CSV header name) or a file.")
+@click.option(
+    "--d", "dim", default=30, show_default=True, type=int, help="Input dimension d (sphere targets)."
+)
+@click.option("--noise", default=0.01, show_default=True, type=float, help="Label-noise variance.")
+@click.option("--P", "budget", default=None, type=int, help="Sample budget: minimise E_g(P).")
+@click.option("--target-error", default=None, type=float, help="Error to reach: minimise the samples needed.")
+@click.option("--regime", type=click.Choice(["gd", "bayes", "kernel"]), default="gd", show_default=True)
+@click.option(
+    "--kind", type=click.Choice(["ntk", "nngp"]), default="ntk", show_default=True, help="Kernel regime."
+)
+@click.option("--depths", default="1,2,3", show_default=True, help="Depths to try (comma list).")
+@click.option("--activations", default="relu,tanh,erf,gelu", show_default=True, help="Activations to try.")
+@click.option("--weight-var", default="0.5:4", show_default=True, help="sigma_w^2: a value or lo:hi.")
+@click.option("--bias-var", default="0:1", show_default=True, help="sigma_b^2: a value or lo:hi.")
+@click.option(
+    "--ridge", default="1e-4:10", show_default=True, help="Ridge (kernel regime): a value or lo:hi."
+)
+@click.option("--top", default=10, show_default=True, type=int, help="Rows of the ranking to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--plot",
+    "plot_path",
+    default="tune.png",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="'' for none.",
+)
+def tune_cmd(
+    powers: str,
+    polynomial: str | None,
+    dataset: str | None,
+    data_path: str | None,
+    labels: str | None,
+    dim: int,
+    noise: float,
+    budget: int | None,
+    target_error: float | None,
+    regime: str,
+    kind: str,
+    depths: str,
+    activations: str,
+    weight_var: str,
+    bias_var: str,
+    ridge: str,
+    top: int,
+    as_json: bool,
+    plot_path: str,
+) -> None:
+    """Rank network configurations by predicted test error (theory, no training).
+
+    Discrete choices (depth, activation) are searched exhaustively; the variances (and the ridge
+    in the kernel regime) are optimised for each. Give --P (sample budget) or --target-error
+    (how many samples to reach it). Default: --P 1000.
+    """
+    from fieldcurve.targets import Target
+    from fieldcurve.tuning import tune
+
+    if dataset or data_path:
+        from fieldcurve.data import load_dataset, load_digits
+
+        if dataset and data_path:
+            raise ValueError("give either --dataset or --data, not both")
+        target: Any = load_digits() if dataset == "digits" else load_dataset(data_path, labels)
+    elif polynomial:
+        if not re.fullmatch(r"[\sx_0-9+\-*/().]+", polynomial):
+            raise ValueError("--polynomial may contain only x1..xd, numbers and + - * / ** ( )")
+        target = Target.from_polynomial(polynomial, dim, noise=noise)
+    else:
+        target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
+    if budget is None and target_error is None:
+        budget = 1000 if not (dataset or data_path) else None
+        if budget is None:
+            budget = target.size // 2
+    try:
+        depth_list = [int(x) for x in depths.split(",")]
+    except ValueError as exc:
+        raise ValueError(f"--depths expects a comma list of integers, got {depths!r}") from exc
+    result = tune(
+        target,
+        P=budget,
+        target_error=target_error,
+        d=None if (dataset or data_path) else dim,
+        regime=regime,
+        kind=kind,
+        depths=depth_list,
+        activations=[a.strip() for a in activations.split(",") if a.strip()],
+        weight_var=_parse_range(weight_var, "--weight-var"),
+        bias_var=_parse_range(bias_var, "--bias-var"),
+        ridge=_parse_range(ridge, "--ridge"),
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1))
+    else:
+        key = result.objective
+        what = (
+            f"E_g at P = {result.P}"
+            if key == "test_error"
+            else f"samples to reach E_g = {result.target_error:g}"
+        )
+        click.echo(
+            f"# {regime} regime; ranked by {what}; {result.evaluations} evaluations in {result.seconds:.1f} s"
+        )
+        header = f"{'rank':>4} {'depth':>5} {'activation':>12} {'weight_var':>10} {'bias_var':>9}"
+        click.echo(f"{header} {'ridge':>9} {key:>14}")
+        for i, e in enumerate(result.ranking[:top]):
+            click.echo(
+                f"{i + 1:>4} {e['depth']:>5} {e['activation']:>12} {e['weight_var']:>10.4g}"
+                f" {e['bias_var']:>9.4g} {e['ridge']:>9.3g} {e[key]:>14.5g}"
+            )
+    if plot_path:
+        from fieldcurve.plotting import plot_tuning
+
+        plot_tuning(result, plot_path)
+        if not as_json:
+            click.echo(f"plot written to {plot_path}")
+
+
 @cli.command("validate")
 @click.argument("config", required=False)
 @click.option("--list", "list_configs", is_flag=True, help="List the built-in configurations and exit.")

@@ -1,0 +1,98 @@
+"""fieldcurve.tune: the optimum it reports is the best of its own landscape, its values are the
+learning-curve predictions at the reported hyperparameters, and bad input is rejected."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fieldcurve as fc
+from fieldcurve.cli import main
+from fieldcurve.tuning import tune
+
+TARGET = fc.Target.from_degree_powers({1: 1.0, 2: 0.5, 3: 0.25}, noise=0.05, d=20)
+
+
+def test_tune_budget_optimum_beats_its_landscape_and_matches_the_theory():
+    res = tune(TARGET, P=300, regime="gd", depths=(1, 2), activations=("relu", "erf"), landscape=8)
+    assert len(res.ranking) == 4
+    errs = [e["test_error"] for e in res.ranking]
+    assert errs == sorted(errs)
+    best = res.best
+    # the reported value is the theory at the reported hyperparameters (independent call)
+    mlp = fc.MLP(best["depth"], best["activation"], best["weight_var"], best["bias_var"])
+    direct = fc.network_learning_curve(mlp, TARGET, [300], regime="gd", lmax=11).test_error[0]
+    assert best["test_error"] == pytest.approx(direct, rel=1e-9)
+    # the local optimisation did at least as well as every landscape grid point (to 1%)
+    assert best["test_error"] <= 1.01 * np.min(res.landscape["values"])
+    # and better than a default configuration
+    default = fc.network_learning_curve(
+        fc.MLP(best["depth"], best["activation"], 2.0, 0.0), TARGET, [300], regime="gd", lmax=11
+    ).test_error[0]
+    assert best["test_error"] <= default
+
+
+def test_tune_target_error_gives_the_samples_where_the_curve_crosses_it():
+    res = tune(
+        TARGET,
+        target_error=0.3,
+        regime="kernel",
+        depths=(1,),
+        activations=("erf",),
+        landscape=0,
+        max_evaluations=15,
+    )
+    best = res.best
+    P_star = best["samples_needed"]
+    assert np.isfinite(P_star) and P_star > 1
+    mlp = fc.MLP(1, "erf", best["weight_var"], best["bias_var"])
+    curve = fc.network_learning_curve(
+        mlp,
+        TARGET,
+        [np.floor(0.97 * P_star), np.ceil(1.03 * P_star)],
+        regime="kernel",
+        ridge=best["ridge"],
+        lmax=11,
+    )
+    assert curve.test_error[0] > 0.3 > curve.test_error[1]
+
+
+def test_tune_unreachable_error_is_infinite_samples():
+    res = tune(TARGET, target_error=1e-9, depths=(1,), activations=("relu",), weight_var=2.0, bias_var=0.0)
+    assert res.best["samples_needed"] == np.inf  # label noise 0.05 and GD: the error never gets there
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({}, "exactly one"),
+        ({"P": 10, "target_error": 0.1}, "exactly one"),
+        ({"P": 0}, "P must"),
+        ({"P": 10, "weight_var": (2.0, 1.0)}, "weight_var"),
+        ({"P": 10, "bias_var": -1.0}, "bias_var"),
+        ({"P": 10, "activations": ("nope",)}, "nope"),
+        ({"P": 10, "regime": "adam"}, "regime"),
+        ({"P": 10, "depths": (0,)}, "depths"),
+    ],
+)
+def test_tune_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tune(TARGET, **kwargs)
+
+
+def test_tune_cli_json_and_plot(tmp_path, capsys):
+    argv = ["tune", "--d", "10", "--P", "100", "--depths", "1", "--activations", "relu,erf"]
+    argv += ["--bias-var", "0.1", "--json", "--plot", str(tmp_path / "t.png")]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    got = json.loads(out.out)
+    assert [e["activation"] for e in got["ranking"]] != [] and got["P"] == 100
+    assert all(e["bias_var"] == 0.1 for e in got["ranking"])
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--weight-var", "a:b", "--plot", ""])
+    assert exc.value.code == 2 and "weight-var" in capsys.readouterr().err
