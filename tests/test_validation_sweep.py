@@ -293,13 +293,14 @@ def test_digits_sweep_and_report(tmp_path):
 
 
 def test_finite_width_summary_recovers_a_one_over_width_law():
-    """Synthetic runs whose gap is exactly -c/n (plus seed noise) and whose prediction is -c'/n:
-    the fitted slope is -1 and the improvement is |gap| / |gap - prediction|."""
+    """Synthetic runs whose gap is exactly -3/n (plus 1% seed noise) and whose prediction is -2/n:
+    the fitted slope is -1, the improvement is RMS gap / RMS (gap - prediction) = 3 and the
+    regression slope of the gap on the prediction is 1.5."""
     from fieldcurve.validation.report import _finite_width_summary
 
     rng = np.random.default_rng(0)
     extra = {}
-    for n in (32, 64, 128, 256):
+    for n in (32, 64, 128, 256, 8192):
         runs = []
         for _ in range(6):
             e_gp = 0.1
@@ -314,9 +315,12 @@ def test_finite_width_summary_recovers_a_one_over_width_law():
             )
         extra[(n, 50)] = runs
     fw = _finite_width_summary(extra)["finite_width"][50]
-    assert fw["slope"] == pytest.approx(-1.0, abs=0.02)
+    assert fw["slope"] == pytest.approx(-1.0, abs=0.03)
+    assert fw["widths_in_fit"] == [32, 64, 128, 256]
     row = fw["rows"][0]
     assert row["width"] == 32 and row["predicted"] == pytest.approx(-2 / 32)
     assert row["gap"] == pytest.approx(-3 / 32, rel=0.02)
+    assert row["rms_gap"] == pytest.approx(3 / 32, rel=0.02)
     assert row["improvement"] == pytest.approx(3.0, rel=0.05)
+    assert row["slope_on_prediction"] == pytest.approx(1.5, rel=0.02)
     assert _finite_width_summary({(64, 10): [{"test_error": 1.0, "infinite_width_same_data": 1.0}] * 3}) == {}

@@ -109,11 +109,15 @@ def summarize(store: ResultsStore, experiment: Experiment) -> dict:
 def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
     r"""Measured finite-width gap vs the :math:`O(1/n)` prediction, on the same data run by run.
 
-    Per run: measured gap :math:`g = E_n/E_{GP} - 1` (trained vs the infinitely wide network on the
-    same data) and predicted gap :math:`\hat g = \Delta E/(n E_{GP})`. Per (P, width): means and
-    standard errors over seeds, the infinite-width prediction's error :math:`|\bar g|`, the
-    corrected prediction's error :math:`|\overline{g - \hat g}|` and their ratio; per P the
-    log-log slope of :math:`|\bar g|` against n (-1 for a 1/n law).
+    Per run: measured gap :math:`g = E_n/E_{GP} - 1` (trained vs the infinitely wide network on
+    the same data) and predicted gap :math:`h = \Delta E/(n E_{GP})`. The gap's sign and size
+    depend on the data set, so per (P, width) the errors are root mean squares over runs: of the
+    infinite-width prediction :math:`\sqrt{\overline{g^2}}`, of the corrected one
+    :math:`\sqrt{\overline{(g-h)^2}}`, their ratio (``improvement``), the regression slope of
+    g on h through the origin (1 if the theory is right) and the correlation. The noise floor
+    is the RMS gap at the largest width (where the predicted gap is smallest); per P the log-log
+    slope of the RMS gap against n (-1 for a 1/n law) is fitted over the widths whose RMS gap
+    exceeds twice that floor.
     """
     per_P: dict[int, list[dict]] = {}
     for (width, P), runs in sorted(extra.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -129,6 +133,7 @@ def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
             continue
         g, h = np.array(pairs).T
         sq = math.sqrt(len(g))
+        rms_g, rms_r = float(np.sqrt(np.mean(g * g))), float(np.sqrt(np.mean((g - h) ** 2)))
         per_P.setdefault(P, []).append(
             {
                 "width": width,
@@ -136,31 +141,33 @@ def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
                 "gap": float(g.mean()),
                 "gap_se": float(g.std(ddof=1) / sq),
                 "predicted": float(h.mean()),
-                "predicted_se": float(h.std(ddof=1) / sq),
+                "rms_gap": rms_g,
+                "rms_predicted": float(np.sqrt(np.mean(h * h))),
+                "rms_residual": rms_r,
                 "residual": float((g - h).mean()),
                 "residual_se": float((g - h).std(ddof=1) / sq),
+                "improvement": rms_g / rms_r if rms_r > 0 else math.inf,
+                "slope_on_prediction": float(g @ h / (h @ h)) if h @ h > 0 else math.nan,
+                "correlation": float(np.corrcoef(g, h)[0, 1])
+                if np.std(g) > 0 and np.std(h) > 0
+                else math.nan,
             }
         )
     if not per_P:
         return {}
     out = {}
     for P, rows in per_P.items():
-        for r in rows:
-            r["improvement"] = abs(r["gap"]) / abs(r["residual"]) if r["residual"] else math.inf
-        resolved = [r for r in rows if abs(r["gap"]) > 2 * r["gap_se"]]
-        slope = slope_se = math.nan
+        floor = rows[-1]["rms_gap"]
+        resolved = [r for r in rows if r["rms_gap"] > 2 * floor]
+        slope = math.nan
         if len(resolved) >= 2:
             x = np.log([r["width"] for r in resolved])
-            y = np.log([abs(r["gap"]) for r in resolved])
-            w = np.array([abs(r["gap"]) / r["gap_se"] for r in resolved]) ** 2  # 1/var of log|gap|
-            A = np.stack([np.ones_like(x), x], axis=1)
-            cov = np.linalg.inv(A.T @ (w[:, None] * A))
-            coef = cov @ A.T @ (w * y)
-            slope, slope_se = float(coef[1]), float(math.sqrt(cov[1, 1]))
+            y = np.log([math.sqrt(r["rms_gap"] ** 2 - floor**2) for r in resolved])
+            slope = float(np.polyfit(x, y, 1)[0])
         out[P] = {
             "rows": rows,
+            "noise_floor": floor,
             "slope": slope,
-            "slope_se": slope_se,
             "widths_in_fit": [r["width"] for r in resolved],
         }
     return {"finite_width": out}
@@ -258,29 +265,32 @@ def _finite_width_lines(fw: dict) -> list[str]:
     lines = [
         "## Finite width: measured gap vs the O(1/width) prediction (same data, run by run)",
         "",
-        "gap = trained / infinite-width-on-the-same-data − 1; predicted = ΔE / (width · E_GP) from"
-        " `fieldcurve.posterior_correction`; error of the infinite-width prediction = |gap|, of the"
-        " corrected one = |gap − predicted|.",
+        "gap g = trained / infinite-width-on-the-same-data − 1; predicted h = ΔE / (width · E_GP) from"
+        " `fieldcurve.posterior_correction`. The gap changes sign from one data set to the next, so the"
+        " errors are RMS over runs: infinite-width prediction √mean(g²), corrected √mean((g − h)²);"
+        " slope = regression of g on h (1 if the theory is right).",
         "",
     ]
     for P, f in fw.items():
         fit = (
-            f"log-log slope of |gap| against width: {f['slope']:.2f} ± {f['slope_se']:.2f} (widths"
-            f" {', '.join(str(w) for w in f['widths_in_fit'])}; −1 is a 1/width law)"
+            f"log-log slope of the RMS gap (noise floor {f['noise_floor']:.2%} removed) against width:"
+            f" {f['slope']:.2f} (widths {', '.join(str(w) for w in f['widths_in_fit'])}; −1 is a 1/width law)"
             if not math.isnan(f["slope"])
-            else "gap not resolved at two widths or more: no slope"
+            else f"RMS gap above twice the noise floor ({f['noise_floor']:.2%}) at fewer than two widths:"
+            " no slope"
         )
         lines += [
             f"### P = {P}: {fit}",
             "",
-            "| width | runs | measured gap ± SE | predicted gap ± SE | corrected error ± SE | improvement |",
-            "|---|---|---|---|---|---|",
+            "| width | runs | RMS gap (inf.-width error) | RMS predicted | RMS g − h (corrected error) |"
+            " improvement | slope g on h | corr. | mean g − h ± SE |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in f["rows"]:
             lines.append(
-                f"| {r['width']} | {r['runs']} | {r['gap']:+.2%} ± {r['gap_se']:.2%} |"
-                f" {r['predicted']:+.2%} ± {r['predicted_se']:.2%} |"
-                f" {r['residual']:+.2%} ± {r['residual_se']:.2%} | {r['improvement']:.2f}× |"
+                f"| {r['width']} | {r['runs']} | {r['rms_gap']:.2%} | {r['rms_predicted']:.2%} |"
+                f" {r['rms_residual']:.2%} | {r['improvement']:.2f}× | {r['slope_on_prediction']:.2f} |"
+                f" {r['correlation']:.2f} | {r['residual']:+.2%} ± {r['residual_se']:.2%} |"
             )
         lines.append("")
     lines += ["![finite width](finite_width.png)", ""]
@@ -298,22 +308,25 @@ def _plot_finite_width(fw: dict, path: Path) -> None:
     for i, (P, f) in enumerate(fw.items()):
         c = colors[i % len(colors)]
         n = np.array([r["width"] for r in f["rows"]], dtype=float)
-        ax.errorbar(
-            n,
-            [-r["gap"] for r in f["rows"]],
-            yerr=[2 * r["gap_se"] for r in f["rows"]],
-            fmt="o",
-            color=c,
-            capsize=3,
-            label=f"P = {P}: trained (±2 SE)",
+        ax.plot(n, [r["rms_gap"] for r in f["rows"]], "o-", color=c, label=f"P = {P}: |trained − GP| (RMS)")
+        ax.plot(
+            n, [r["rms_predicted"] for r in f["rows"]], "--", color=c, label=f"P = {P}: O(1/n) theory (RMS)"
         )
-        ax.plot(n, [-r["predicted"] for r in f["rows"]], "-", color=c, label=f"P = {P}: O(1/width) theory")
-    ax.axhline(0, color="gray", lw=0.8)
+        ax.plot(
+            n,
+            [r["rms_residual"] for r in f["rows"]],
+            "s:",
+            color=c,
+            mfc="none",
+            label=f"P = {P}: |trained − corrected|",
+        )
+    ax.plot(n, n[0] / n * fw[next(iter(fw))]["rows"][0]["rms_predicted"], color="gray", lw=0.8, label="1/n")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("width n")
-    ax.set_ylabel("1 − E(n) / E(∞) on the same data")
+    ax.set_ylabel("relative error on the same data (RMS over data sets)")
     ax.set_title("finite-width gap of the Bayesian posterior mean")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
