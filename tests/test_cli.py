@@ -176,3 +176,16 @@ def test_predict_finite_width_curve(tmp_path, capsys):
     )
     assert all(s > 0 for s in fw["correction_se"])
     assert (tmp_path / "fw.png").stat().st_size > 10_000
+
+
+def test_figure_list_quick_json_and_unknown(tmp_path, capsys):
+    code, out, err = run(["figure", "--list"], capsys)
+    assert code == 0 and "canatar2021" in out and "multiple_descent" in out, err
+    code, out, err = run(
+        ["figure", "pdlt_fourth_cumulant", "--quick", "--out", str(tmp_path), "--json"], capsys
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["name"] == "pdlt_fourth_cumulant" and (tmp_path / "pdlt_fourth_cumulant.png").exists()
+    code, _out, err = run(["figure", "nope"], capsys)
+    assert code == 2 and "unknown figure" in err

@@ -822,6 +822,34 @@ def tune_cmd(
             click.echo(f"plot written to {plot_path}")
 
 
+@cli.command("figure")
+@click.argument("name", required=False)
+@click.option("--list", "list_figures_", is_flag=True, help="List the figures and exit.")
+@click.option("--out", "out_dir", default="figures", show_default=True, type=click.Path(file_okay=False))
+@click.option("--quick", is_flag=True, help="Small experiments (seconds; used by the tests).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the experiments.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figure's summary numbers as JSON.")
+def figure_cmd(
+    name: str | None, list_figures_: bool, out_dir: str, quick: bool, seed: int, as_json: bool
+) -> None:
+    """Reproduce a published figure (theory and experiments): PNG and CSV in --out."""
+    from fieldcurve.figures import list_figures, make_figure
+
+    if list_figures_ or not name:
+        if not list_figures_:
+            raise ValueError("give a figure NAME or --list")
+        for fig_name, description in list_figures():
+            click.echo(f"{fig_name:<22} {description}")
+        return
+    res = make_figure(name, out_dir, quick=quick, seed=seed, progress=not as_json)
+    if as_json:
+        click.echo(
+            json.dumps({"name": res.name, "png": str(res.png), "csv": str(res.csv), **res.summary}, indent=1)
+        )
+    else:
+        click.echo(f"{res.name}: {res.png} and {res.csv}")
+
+
 @cli.command("validate")
 @click.argument("config", required=False)
 @click.option("--list", "list_configs", is_flag=True, help="List the built-in configurations and exit.")
