@@ -258,7 +258,8 @@ def main() -> None:
         "l_P = highest degree needed to fill P interpolation constraints (cumulative multiplicity"
         " over degrees with λ_l > 0). κ = the theory's effective ridge.",
         "",
-        "| # | config | first l with λ_l < 1e-16 k(1) | P | l_P | λ_{l_P}/k(1) | κ/k(1) | theory E_g | bench. E_g (30 trials) |",
+        "| # | config | first l with λ_l < 1e-16 k(1) | P | l_P | λ_{l_P}/k(1) | κ/k(1) | theory E_g"
+        " | bench. E_g (30 trials) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     bench = {}
@@ -298,8 +299,15 @@ def main() -> None:
         lc = fc.learning_curve(spec, target, P_ALL, ridge=c.ridge)
         # the same trials through the library (float64), to prove the draws are the benchmark's
         ref = fc.empirical_learning_curve(
-            kernel, target, list(P_ALL), d=D, ridge=c.ridge, trials=n_trials, seed=SEED0 + ci,
-            n_test=N_TEST, per_degree=False,
+            kernel,
+            target,
+            list(P_ALL),
+            d=D,
+            ridge=c.ridge,
+            trials=n_trials,
+            seed=SEED0 + ci,
+            n_test=N_TEST,
+            per_degree=False,
         )
         log(f"config {ci}: library float64 run done", t0)
         rng = np.random.default_rng(SEED0 + ci)
@@ -357,7 +365,8 @@ def main() -> None:
                 )
             summary_rows.append(row)
             rr = [np.max(np.abs(f64_ridge[r][:, j] - f64_full[:, j]) / f64_full[:, j]) for r in RIDGE_FACTORS]
-            ridge_rows.append((ci, p, f64_full[:, j].mean(), [f64_ridge[r][:, j].mean() for r in RIDGE_FACTORS], rr))
+            means = [f64_ridge[r][:, j].mean() for r in RIDGE_FACTORS]
+            ridge_rows.append((ci, p, f64_full[:, j].mean(), means, rr))
 
     # ---------------------------------------------------------------- P = 4000, config 12, trial 0
     big = None
@@ -366,7 +375,7 @@ def main() -> None:
         c = cfgs[ci]
         kernel, target = c.kernel(), c.target()
         rng = np.random.default_rng(SEED0 + ci)
-        f, X, y, Xt, ft = draw_trial(target, rng)
+        _f, X, y, Xt, ft = draw_trial(target, rng)
         r64 = float64_errors(kernel, X, y, Xt, ft, n_hp, 1.0)
         log("P = 4000 check: float64 done", t0)
         rb = extended_error_large(kernel, X, y, Xt, ft, p, n_hp)
@@ -403,7 +412,7 @@ def main() -> None:
         ci, p, e64, rb, dp = big
         md += [
             "",
-            f"P = {p}, config {ci}, trial 0 only (uncertified `algorithm=\"approx\"` arb solve;"
+            f'P = {p}, config {ci}, trial 0 only (uncertified `algorithm="approx"` arb solve;'
             f" residual max |Kα − y| = {rb['resid']:.1e}, max |α| = {rb['alpha_max']:.2e}):"
             f" E_g float64 = {fmt(e64, 8)}, E_g arb = {fmt(rb['sub'], 8)}, rel. diff"
             f" {(e64 - rb['sub']) / rb['sub']:+.1e}, max |Δf̂| = {dp:.1e}.",
@@ -419,7 +428,8 @@ def main() -> None:
         "Float64 reproduction of the benchmark (all 2000 test points) equals"
         " `fc.empirical_learning_curve` with the same seed: "
         + ", ".join(
-            f"config {ci}: {'yes' if any(r['same_as_library'] for r in summary_rows if r['cfg'] == ci) else 'NO'}"
+            f"config {ci}: "
+            + ("yes" if any(r["same_as_library"] for r in summary_rows if r["cfg"] == ci) else "NO")
             for ci in CHECK
         )
         + ".",

@@ -36,6 +36,7 @@ from fieldcurve.figures._common import (
     log_grid,
     new_figure,
     subseed,
+    theory_and_experiment,
 )
 
 NAME = "bordelon2020"
@@ -103,19 +104,9 @@ def make(out_dir: Path, *, quick: bool, seed: int, progress: bool) -> FigureResu
     ax.legend(fontsize=8)
 
     target = fc.Target.from_degree_powers(MIXED, d=D)
-    th = fc.learning_curve(spec, target, Pt)
-    th_e = fc.learning_curve(spec, target, Pe)
     log(f"mixed target: {size.trials} trials with per-degree errors")
-    emp = fc.empirical_learning_curve(
-        kernel,
-        target,
-        Pe,
-        d=D,
-        trials=size.trials,
-        seed=subseed(seed, 2),
-        n_test=size.n_test,
-        per_degree=True,
-        spectrum_for_degrees=spec,
+    th, th_e, emp = theory_and_experiment(
+        kernel, spec, target, Pt, Pe, d=D, trials=size.trials, seed=subseed(seed, 2), n_test=size.n_test
     )
     halves: dict[str, float | None] = {}
     for j, l in enumerate(emp.degrees):

@@ -43,6 +43,7 @@ from fieldcurve.figures._common import (
     log_grid,
     new_figure,
     subseed,
+    theory_and_experiment,
 )
 
 NAME = "canatar2021"
@@ -185,19 +186,9 @@ def make(out_dir: Path, *, quick: bool, seed: int, progress: bool) -> FigureResu
     # (b) mode-wise errors for power in several degrees
     target = fc.Target.from_degree_powers(MIXED, noise=MIXED_NOISE, d=D)
     Pm = np.array(size.mixed_P, dtype=float)
-    th = fc.learning_curve(spec, target, Pt)
-    th_e = fc.learning_curve(spec, target, Pm)
     log(f"mixed target: {size.mixed_trials} trials with per-degree errors up to P = {int(Pm.max())}")
-    emp = fc.empirical_learning_curve(
-        kernel,
-        target,
-        Pm,
-        d=D,
-        trials=size.mixed_trials,
-        seed=subseed(seed, 2),
-        n_test=size.n_test,
-        per_degree=True,
-        spectrum_for_degrees=spec,
+    th, th_e, emp = theory_and_experiment(
+        kernel, spec, target, Pt, Pm, d=D, trials=size.mixed_trials, seed=subseed(seed, 2), n_test=size.n_test
     )
     mode_parts = {}
     mode_colours = {1: "tab:blue", 2: "tab:orange", 4: "tab:green"}

@@ -263,3 +263,33 @@ def finish(
     summary = {**summary, "elapsed_seconds": round(progress.elapsed, 2)}
     progress(f"wrote {png} and {csv_path}")
     return FigureResult(name=name, png=png, csv=csv_path, summary=to_jsonable(summary))
+
+
+def theory_and_experiment(
+    kernel: Any,
+    spec: Any,
+    target: Any,
+    P_theory: ArrayLike,
+    P_measured: ArrayLike,
+    *,
+    d: int,
+    trials: int,
+    seed: int,
+    n_test: int,
+) -> tuple[Any, Any, Any]:
+    """Eigenlearning curves on the theory grid and at the measured sizes, and exact ridgeless
+    kernel regression with per-degree errors (``fc.empirical_learning_curve``) at the latter."""
+    import fieldcurve as fc
+
+    emp = fc.empirical_learning_curve(
+        kernel,
+        target,
+        P_measured,
+        d=d,
+        trials=trials,
+        seed=seed,
+        n_test=n_test,
+        per_degree=True,
+        spectrum_for_degrees=spec,
+    )
+    return fc.learning_curve(spec, target, P_theory), fc.learning_curve(spec, target, P_measured), emp

@@ -35,6 +35,7 @@ from fieldcurve.figures._common import (
     log_grid,
     new_figure,
     subseed,
+    theory_and_experiment,
 )
 
 NAME = "spectral_bias"
@@ -66,19 +67,9 @@ def make(out_dir: Path, *, quick: bool, seed: int, progress: bool) -> FigureResu
     target = fc.Target.from_degree_powers(powers, d=D)
     Pt = log_grid(*THEORY_P, 500)
     Pe = np.array(size.P, dtype=float)
-    th = fc.learning_curve(spec, target, Pt)
-    th_e = fc.learning_curve(spec, target, Pe)
     log(f"{size.trials} trials of kernel regression with per-degree errors up to P = {int(Pe.max())}")
-    emp = fc.empirical_learning_curve(
-        kernel,
-        target,
-        Pe,
-        d=D,
-        trials=size.trials,
-        seed=subseed(seed, 1),
-        n_test=size.n_test,
-        per_degree=True,
-        spectrum_for_degrees=spec,
+    th, th_e, emp = theory_and_experiment(
+        kernel, spec, target, Pt, Pe, d=D, trials=size.trials, seed=subseed(seed, 1), n_test=size.n_test
     )
     table = CurveTable()
     fig, (ax, ax2) = new_figure(2, 6.2, 4.8)
