@@ -318,7 +318,7 @@ def main() -> None:
         max_dpred = np.zeros(len(P_hp))
         max_rad = np.zeros(len(P_hp))
         for tr in range(n_trials):
-            f, X, y, Xt, ft = draw_trial(target, rng)
+            _f, X, y, Xt, ft = draw_trial(target, rng)
             r64 = float64_errors(kernel, X, y, Xt, ft, n_hp, 1.0)
             f64_full[tr] = r64["full"]
             for r in RIDGE_FACTORS:
