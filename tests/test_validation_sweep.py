@@ -317,6 +317,7 @@ def test_finite_width_summary_recovers_a_one_over_width_law():
     fw = _finite_width_summary(extra)["finite_width"][50]
     assert fw["slope"] == pytest.approx(-1.0, abs=0.03)
     assert fw["widths_in_fit"] == [32, 64, 128, 256]
+    assert fw["rows"][-1]["rms_gap_signal"] == 0.0 and fw["rows"][0]["rms_gap_signal"] > 0
     row = fw["rows"][0]
     assert row["width"] == 32 and row["predicted"] == pytest.approx(-2 / 32)
     assert row["gap"] == pytest.approx(-3 / 32, rel=0.02)
