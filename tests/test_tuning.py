@@ -96,3 +96,24 @@ def test_tune_cli_json_and_plot(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tune", "--weight-var", "a:b", "--plot", ""])
     assert exc.value.code == 2 and "weight-var" in capsys.readouterr().err
+
+
+def test_tune_bayes_on_data_needs_a_fixed_noise_variance():
+    pytest.importorskip("sklearn")
+    from fieldcurve.data import load_digits
+
+    digits = load_digits()
+    with pytest.raises(ValueError, match="noise variance"):
+        tune(digits, P=100, regime="bayes", depths=(1,), activations=("relu",))
+    res = tune(
+        digits,
+        P=100,
+        regime="bayes",
+        ridge=0.1,
+        depths=(1,),
+        activations=("relu",),
+        weight_var=2.0,
+        bias_var=0.0,
+        landscape=0,
+    )
+    assert res.best["ridge"] == 0.1 and 0 < res.best["test_error"] < 2

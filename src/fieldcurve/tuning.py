@@ -182,8 +182,9 @@ def tune(
     depths, activations
         Discrete choices, searched exhaustively.
     weight_var, bias_var, ridge
-        A fixed value or a (lo, hi) range; ``ridge`` only in the kernel regime (the Bayesian
-        regime's ridge is the label noise, gradient descent is ridgeless).
+        A fixed value or a (lo, hi) range; ``ridge`` is searched only in the kernel regime
+        (gradient descent is ridgeless; the Bayesian regime's ridge is the label noise of a sphere
+        target, or on a data set the fixed ``ridge`` given, read as the noise variance).
     landscape
         Grid size per axis of the (weight_var, bias_var) landscape of the best configuration
         (0 for none).
@@ -221,7 +222,16 @@ def tune(
         if d is None:
             raise ValueError("d is required (the target does not fix it)")
         lmax = max(12, max(target.powers, default=0) + 8) if lmax is None else lmax
-    bayes_ridge = (target.noise if isinstance(target, Target) else 0.0) if regime == "bayes" else None
+    bayes_ridge = None
+    if regime == "bayes":  # the posterior's noise variance: the label noise, or the fixed ridge on data
+        if isinstance(target, Target):
+            bayes_ridge = target.noise
+        elif np.isscalar(ridge) and float(ridge) > 0:
+            bayes_ridge = float(ridge)
+        else:
+            raise ValueError(
+                "on a data set the bayes regime needs the noise variance as a fixed positive ridge"
+            )
     obj = _Objective(target, d, regime, kind, P, target_error, lmax or 0)
 
     def evaluate(depth: int, act: str, u: np.ndarray) -> float:
