@@ -91,6 +91,7 @@ def main() -> None:
         " (predicted vs trained) | theory time | training time | cost ratio |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    details: list[str] = []
     for name, task in TASKS.items():
         if args.only and name != args.only:
             continue
@@ -113,13 +114,10 @@ def main() -> None:
             f" {meas[best]:.4g} | {gap:+.1%} | {rho:.2f} | {t_theory:.1f} s | {t_train:.0f} s |"
             f" {t_theory / t_train:.2g} |"
         )
-        lines.append("")
-        per = ["", f"{name}: predicted / trained per configuration:", ""]
-        per += [f"- {fmt(c)}: {p:.4g} / {m:.4g}" for c, p, m in zip(configs, pred, meas, strict=True)]
-        OUT.write_text("\n".join(lines + per) + "\n")
-        lines += [*per, ""]
-        print("\n".join(lines), flush=True)
-    OUT.write_text("\n".join(lines) + "\n")
+        details += ["", f"{name}: predicted / trained per configuration:", ""]
+        details += [f"- {fmt(c)}: {p:.4g} / {m:.4g}" for c, p, m in zip(configs, pred, meas, strict=True)]
+        OUT.write_text("\n".join(lines + details) + "\n")  # after every task: nothing lost
+        print("\n".join(lines + details), flush=True)
 
 
 if __name__ == "__main__":
