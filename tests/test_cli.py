@@ -112,6 +112,8 @@ def test_spectrum_json(capsys):
         (["spectrum", "--lmax", "-3"], "lmax"),
         (["predict", "--unknown-option"], "no such option"),
         (["predict", "--width", "64"], "regime bayes"),
+        (["tune", "--widths", "32,64"], "widths"),
+        (["tune", "--regime", "bayes", "--widths", "a"], "widths"),
         (["predict", "--regime", "bayes", "--width", "0", "--P", "10"], "width"),
         (["predict", "--regime", "bayes", "--width", "8", "--P", "2000", "--fw-pmax", "100"], "fw-pmax"),
     ],

@@ -117,3 +117,36 @@ def test_tune_bayes_on_data_needs_a_fixed_noise_variance():
         landscape=0,
     )
     assert res.best["ridge"] == 0.1 and 0 < res.best["test_error"] < 2
+
+
+def test_tune_widths_add_the_finite_width_bayesian_correction():
+    target = fc.Target.from_degree_powers({1: 1.0, 2: 0.5}, noise=0.2, d=8)
+    res = tune(
+        target,
+        P=30,
+        regime="bayes",
+        depths=(1,),
+        activations=("relu",),
+        weight_var=2.0,
+        bias_var=0.1,
+        widths=(32, 128),
+        landscape=0,
+    )
+    e = res.best
+    fw = fc.finite_width_learning_curve(
+        fc.MLP(1, "relu", 2.0, 0.1),
+        target,
+        [30],
+        width=32,
+        seed=0,
+        trials=2,
+        n_test=200,
+        unit_samples=8192,
+        samples=256,
+    )
+    coef = fw.correction[0]
+    assert e["finite_width"][32]["test_error"] == pytest.approx(e["test_error"] + coef / 32, rel=1e-9)
+    assert e["finite_width"][128]["test_error"] == pytest.approx(e["test_error"] + coef / 128, rel=1e-9)
+    assert e["best_width"] in (32, 128)
+    with pytest.raises(ValueError, match="widths"):
+        tune(target, P=30, regime="gd", widths=(32,))

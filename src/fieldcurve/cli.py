@@ -697,6 +697,15 @@ def _parse_range(text: str, name: str) -> float | tuple[float, float]:
     return (parts[0], parts[1])
 
 
+def _parse_widths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError as exc:
+        raise ValueError(f"--widths expects a comma list of integers, got {text!r}") from exc
+
+
 @cli.command("tune")
 @click.option("--powers", default="1:1.0,2:0.5,3:0.25", show_default=True, help="Target power per degree.")
 @click.option("--polynomial", default=None, help="Target polynomial in x1..xd (replaces --powers).")
@@ -721,6 +730,11 @@ def _parse_range(text: str, name: str) -> float | tuple[float, float]:
 @click.option("--bias-var", default="0:1", show_default=True, help="sigma_b^2: a value or lo:hi.")
 @click.option(
     "--ridge", default="1e-4:10", show_default=True, help="Ridge (kernel regime): a value or lo:hi."
+)
+@click.option(
+    "--widths",
+    default=None,
+    help="Finite widths to compare, e.g. 32,64,256 (--regime bayes and --P: E_g + dE_g/n per width).",
 )
 @click.option("--top", default=10, show_default=True, type=int, help="Rows of the ranking to print.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -749,6 +763,7 @@ def tune_cmd(
     weight_var: str,
     bias_var: str,
     ridge: str,
+    widths: str | None,
     top: int,
     as_json: bool,
     plot_path: str,
@@ -794,6 +809,7 @@ def tune_cmd(
         weight_var=_parse_range(weight_var, "--weight-var"),
         bias_var=_parse_range(bias_var, "--bias-var"),
         ridge=_parse_range(ridge, "--ridge"),
+        widths=_parse_widths(widths),
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1))
@@ -810,10 +826,16 @@ def tune_cmd(
         header = f"{'rank':>4} {'depth':>5} {'activation':>12} {'weight_var':>10} {'bias_var':>9}"
         click.echo(f"{header} {'ridge':>9} {key:>14}")
         for i, e in enumerate(result.ranking[:top]):
-            click.echo(
+            row = (
                 f"{i + 1:>4} {e['depth']:>5} {e['activation']:>12} {e['weight_var']:>10.4g}"
                 f" {e['bias_var']:>9.4g} {e['ridge']:>9.3g} {e[key]:>14.5g}"
             )
+            if "finite_width" in e:
+                row += "   " + "  ".join(
+                    f"n={n}: {v['test_error']:.4g}{'' if v['valid'] else '(!)'}"
+                    for n, v in e["finite_width"].items()
+                )
+            click.echo(row)
     if plot_path:
         from fieldcurve.plotting import plot_tuning
 

@@ -168,6 +168,9 @@ def tune(
     lmax: int | None = None,
     landscape: int = 12,
     max_evaluations: int = 30,
+    widths: Any = None,
+    width_trials: int = 2,
+    seed: int = 0,
 ) -> TuneResult:
     r"""Rank network configurations by their predicted test error (see the module docstring).
 
@@ -190,6 +193,13 @@ def tune(
         (0 for none).
     max_evaluations
         Objective evaluations per discrete configuration in the local optimisation.
+    widths
+        Finite widths to compare (Bayesian regime, sphere target, budget P only): for every
+        ranked configuration, :math:`E_g(P; n) = E_g^\infty(P) + \Delta E_g(P)/n` from
+        :func:`fieldcurve.finite_width_learning_curve` (``width_trials`` sampled training sets,
+        seeded by ``seed``), stored as ``entry["finite_width"][n]`` with its Monte Carlo error and
+        validity flag, and ``entry["best_width"]``. The variances are optimised at infinite width;
+        the correction's coefficient does not depend on n, so all widths cost one evaluation.
     """
     from fieldcurve.data import Dataset
 
@@ -208,6 +218,15 @@ def tune(
         raise ValueError(f"regime must be 'gd', 'bayes' or 'kernel', got {regime!r}")
     if regime == "bayes" and isinstance(target, Target) and not target.noise > 0:
         raise ValueError("the bayes regime needs label noise (the posterior's noise variance)")
+    if widths is not None:
+        if regime != "bayes" or not isinstance(target, Target) or P is None:
+            raise ValueError(
+                "widths: the width enters the prediction only through the finite-width correction of the"
+                " Bayesian posterior (regime='bayes', a sphere target and a budget P)"
+            )
+        widths = [int(n) for n in np.atleast_1d(widths)]
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be positive integers, got {widths!r}")
     depths = [int(x) for x in np.atleast_1d(depths)]
     if not depths or min(depths) < 1:
         raise ValueError(f"depths must be positive integers, got {depths!r}")
@@ -278,6 +297,35 @@ def tune(
         ranking.append(entry)
     key = "test_error" if P is not None else "samples_needed"
     ranking.sort(key=lambda e: e[key])
+    if widths is not None:
+        from fieldcurve.theory.finite_width import VALID_RELATIVE_CORRECTION, finite_width_learning_curve
+
+        for e in ranking:
+            mlp = MLP(e["depth"], e["activation"], e["weight_var"], e["bias_var"])
+            fw = finite_width_learning_curve(
+                mlp,
+                target,
+                [P],
+                width=widths[0],
+                seed=seed,
+                d=d,
+                trials=width_trials,
+                n_test=200,
+                unit_samples=8192,
+                samples=256,
+                lmax=lmax,
+            )
+            coef, se = float(fw.correction[0]), float(fw.correction_se[0])
+            e["finite_width"] = {
+                n: {
+                    "test_error": e["test_error"] + coef / n,
+                    "se": se / n,
+                    "valid": abs(coef) / n <= VALID_RELATIVE_CORRECTION * e["test_error"],
+                }
+                for n in widths
+            }
+            valid = [n for n in widths if e["finite_width"][n]["valid"]]
+            e["best_width"] = min(valid, key=lambda n: e["finite_width"][n]["test_error"]) if valid else None
     land: dict = {}
     if landscape and (free[0] or free[1]):
         b = ranking[0]
