@@ -178,6 +178,85 @@ def test_langevin_with_random_sign_noise_has_the_same_posterior_mean():
         langevin_sample(mlp, p0, X, y, Xt, noise_var=s2, key=jax.random.PRNGKey(6), noise="uniform")
 
 
+@pytest.mark.parametrize(
+    "mlp",
+    [
+        fc.MLP(1, "relu", 2.0, 0.1),
+        fc.MLP(2, "tanh", 1.5, 0.0),
+        fc.MLP(1, "erf", [1.0, 1.7], [0.2, 0.3], parameterization="standard", width=9),
+    ],
+)
+def test_readout_posterior_mean_is_weight_space_bayesian_regression(mlp):
+    """The Rao-Blackwellised estimator's conditional mean (function space, kernel of the hidden
+    features) equals the weight-space posterior mean of the read-out layer, computed in numpy
+    from the explicit features: m = (Phi^T Phi / s2 + Lambda^-1)^-1 Phi^T y / s2."""
+    from fieldcurve.validation.networks import _forward
+    from fieldcurve.validation.training import _readout_posterior_mean
+
+    d, P, s2, width = 4, 7, 0.3, 9
+    rng = np.random.default_rng(11)
+    X, Xt = rng.standard_normal((P, d)), rng.standard_normal((5, d))
+    Y = rng.standard_normal((P, 2))
+    params = init_mlp(mlp, d, width, jax.random.PRNGKey(3), outputs=2)
+    got = np.asarray(_readout_posterior_mean(mlp, params, X=X, Y=Y, X_test=Xt, noise_var=s2))
+    # explicit features of the read-out layer, including its bias column and multipliers
+    hs, _ = _forward(mlp, params, jnp.concatenate([X, Xt]))
+    h = np.asarray(hs[-1])
+    i = mlp.depth
+    if mlp.parameterization == "standard":
+        mult, prior = np.ones(width + 1), np.r_[np.full(width, mlp.weight_vars[i] / width), mlp.bias_vars[i]]
+    else:
+        mult, prior = (
+            np.r_[np.full(width, np.sqrt(mlp.weight_vars[i] / width)), np.sqrt(mlp.bias_vars[i])],
+            np.ones(width + 1),
+        )
+    phi = np.c_[h, np.ones(len(h))] * mult
+    if mlp.bias_vars[i] == 0:
+        phi, prior = phi[:, :-1], prior[:-1]
+    A = phi[:P].T @ phi[:P] / s2 + np.diag(1 / prior)
+    m = np.linalg.solve(A, phi[:P].T @ Y / s2)
+    np.testing.assert_allclose(got, phi[P:] @ m, rtol=1e-9, atol=1e-12)
+
+
+def test_rao_blackwell_estimator_exact_for_linear_model_and_unbiased_for_a_network():
+    """Depth 0: the read-out is the whole model, so every sample's conditional mean is the exact
+    GP posterior mean (Monte Carlo variance zero). Depth 1: the Rao-Blackwellised and the plain
+    estimates of the same posterior mean agree within their Monte Carlo errors, and the former's
+    error is smaller."""
+    d, P, s2 = 5, 12, 0.1
+    rng = np.random.default_rng(4)
+    X, Xt = fc.sample_sphere(P, d, seed=rng), fc.sample_sphere(25, d, seed=rng)
+    y = X @ rng.standard_normal(d) / np.sqrt(d) + np.sqrt(s2) * rng.standard_normal(P)
+    lin = fc.MLP(0, "relu", 1.5, 0.2)
+    K = fc.nngp_kernel(lin)
+    gp = K.gram(Xt, X) @ np.linalg.solve(K.gram(X) + s2 * np.eye(P), y)
+    p0 = jax.vmap(lambda k: init_mlp(lin, d, 1, k))(jax.random.split(jax.random.PRNGKey(1), 4))
+    res = langevin_sample(
+        lin,
+        p0,
+        X,
+        y,
+        Xt,
+        noise_var=s2,
+        key=jax.random.PRNGKey(2),
+        steps=400,
+        burn_in=100,
+        thin=10,
+        rao_blackwell=True,
+    )
+    np.testing.assert_allclose(res.mean[:, 0], gp, rtol=1e-9, atol=1e-12)
+    assert np.max(res.mc_variance) < 1e-20
+
+    mlp = fc.MLP(1, "relu", 2.0, 0.1)
+    p0 = jax.vmap(lambda k: init_mlp(mlp, d, 16, k))(jax.random.split(jax.random.PRNGKey(7), 8))
+    kw = dict(noise_var=s2, steps=6000, burn_in=1500, thin=10)
+    plain = langevin_sample(mlp, p0, X, y, Xt, key=jax.random.PRNGKey(8), **kw)
+    rb = langevin_sample(mlp, p0, X, y, Xt, key=jax.random.PRNGKey(9), rao_blackwell=True, **kw)
+    chi2 = np.mean((plain.mean[:, 0] - rb.mean[:, 0]) ** 2 / (plain.mc_variance[:, 0] + rb.mc_variance[:, 0]))
+    assert 0.3 < chi2 < 2.0, chi2
+    assert np.mean(rb.mc_variance) < 0.7 * np.mean(plain.mc_variance)
+
+
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
 def test_effective_sample_size_of_ar1(rho):
     """AR(1) with coefficient rho: integrated autocorrelation time (1 + rho)/(1 - rho)."""

@@ -24,6 +24,7 @@ _LAZY = {
     "gd_train_ensemble": "training",
     "langevin_sample": "training",
     "posterior_test_error": "training",
+    "posterior_test_error_se": "training",
     "effective_sample_size": "training",
 }
 

@@ -31,6 +31,8 @@ wrong types, impossible values and missing files are rejected with the key's nam
     thin = 50                # langevin
     dtype = "float64"        # or "float32" (about twice as fast on CPU)
     noise = "gaussian"       # langevin: or "rademacher" (random signs; cheaper, same weak order)
+    estimator = "samples"    # langevin: or "rao_blackwell" (average the read-out layer's exact
+                             # conditional posterior mean; far less noisy for wide networks)
 
     [target]                 # a sphere target ...
     d = 10
@@ -90,6 +92,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "thin": (int, False),
         "dtype": (str, False),
         "noise": (str, False),
+        "estimator": (str, False),
     },
     "target": {
         "d": (int, False),
@@ -122,6 +125,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "thin": 50,
         "dtype": "float64",
         "noise": "gaussian",
+        "estimator": "samples",
     },
     "target": {"noise": 0.0},
     "sweep": {"seeds": 4, "n_test": 1000, "finite_width_samples": 0},
@@ -307,6 +311,8 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
         raise _fail("training.dtype", f"must be 'float64' or 'float32', got {tr['dtype']!r}")
     if tr["noise"] not in ("gaussian", "rademacher"):
         raise _fail("training.noise", f"must be 'gaussian' or 'rademacher', got {tr['noise']!r}")
+    if tr["estimator"] not in ("samples", "rao_blackwell"):
+        raise _fail("training.estimator", f"must be 'samples' or 'rao_blackwell', got {tr['estimator']!r}")
     if tr["method"] not in ("gd", "langevin"):
         raise _fail("training.method", f"must be 'gd' or 'langevin', got {tr['method']!r}")
     if tr["init"] not in ("standard", "centered", "antisymmetric"):

@@ -145,7 +145,12 @@ def execute_run(run: Run) -> dict:
     import jax
 
     from fieldcurve.validation.networks import init_mlp
-    from fieldcurve.validation.training import gd_train_ensemble, langevin_sample, posterior_test_error
+    from fieldcurve.validation.training import (
+        gd_train_ensemble,
+        langevin_sample,
+        posterior_test_error,
+        posterior_test_error_se,
+    )
 
     cfg, tr = run.config, run.config["training"]
     rng = np.random.default_rng(run.seed)
@@ -197,6 +202,7 @@ def execute_run(run: Run) -> dict:
         thin=tr["thin"],
         lr_factor=tr["lr_factor"],
         noise=tr["noise"],
+        rao_blackwell=tr["estimator"] == "rao_blackwell",
     )
     raw, corrected = posterior_test_error(res, Yt)
     out = _finite_width_terms(run, X64, Y64, Xt64, Yt) if cfg["sweep"]["finite_width_samples"] else {}
@@ -204,6 +210,7 @@ def execute_run(run: Run) -> dict:
         **out,
         "test_error": corrected,
         "test_error_raw": raw,
+        "test_error_se": posterior_test_error_se(res, Yt),
         "ess": res.ess,
         "ess_median": res.ess_median,
         "samples_per_chain": res.samples_per_chain,
