@@ -144,3 +144,66 @@ def test_ntk_mean_shift_of_tanh_is_order_one_over_width():
     assert abs(a.shift - b.shift) < 4 * np.hypot(a.shift_se, b.shift_se) + 0.25 * abs(a.shift)
     with pytest.raises(ValueError, match="networks"):
         fc.monte_carlo_ntk(mlp, 8, 1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "mlp",
+    [
+        fc.MLP(2, "tanh", 1.3, 0.2),
+        fc.MLP(1, "gelu", 2.0, 0.1),
+        fc.MLP(4, "identity", 1.3, 0.2),
+        fc.MLP(4, "relu", 2.0, 0.3),
+        fc.MLP(3, "leaky_relu", 1.8, 0.1),
+        fc.MLP(3, "relu", [1.0, 2.5, 1.5, 2.0], 0.0),
+    ],
+)
+def test_ntk_nlo_leading_order_and_vanishing_cases(mlp):
+    """Leading order = ntk_kernel's diagonal for every layer (a neuron of layer l is the output of
+    the network truncated there). The O(1/n) shift vanishes exactly at layers 1-2 (E S = K and
+    E B = chi_perp hold at any width), for linear networks (forward and backward norms are
+    independent) and, by the sign symmetry E[z~^2 1(z > 0)] = Var(z~)/2 in the gamma recursion,
+    for every piecewise-linear activation with or without biases."""
+    st = fc.finite_width_statistics(mlp, 64)
+    x = np.zeros((1, 2))
+    x[0, 0] = np.sqrt(2.0)
+    for top in range(1, mlp.depth + 2):
+        sub = fc.MLP(top - 1, mlp.activation, list(mlp.weight_vars[:top]), list(mlp.bias_vars[:top]))
+        assert st.ntk[top - 1] == pytest.approx(fc.ntk_kernel(sub).gram(x)[0, 0], rel=1e-12)
+    assert np.all(np.abs(st.ntk_nlo[:2]) < 1e-12 * st.ntk[:2])
+    if mlp.activation.name != "tanh" and mlp.activation.name != "gelu":
+        np.testing.assert_allclose(st.ntk_nlo, 0.0, atol=1e-11 * st.ntk[-1])
+
+
+@pytest.mark.parametrize(
+    ("mlp", "networks"), [(fc.MLP(6, "tanh", 1.0, 0.0), 300_000), (fc.MLP(3, "softplus", 1.5, 0.1), 300_000)]
+)
+def test_ntk_nlo_against_monte_carlo_of_random_networks(mlp, networks):
+    """n (E NTK - NTK) from explicit random networks at widths 8 and 16, Richardson-extrapolated
+    to n -> infinity (removing the O(1/n^2) term), equals the theory within 4 standard errors;
+    the shift is resolved at more than 6 standard errors (so a theory without it would fail)."""
+    a = fc.monte_carlo_ntk(mlp, 8, networks, seed=11)
+    b = fc.monte_carlo_ntk(mlp, 16, networks, seed=12)
+    extrapolated = 2 * b.shift - a.shift
+    se = np.hypot(2 * b.shift_se, a.shift_se)
+    with pytest.warns(RuntimeWarning, match="unreliable") if mlp.depth / 8 > 0.5 else _no_warning():
+        theory = fc.finite_width_statistics(mlp, 8).ntk_nlo[-1]
+    assert abs(extrapolated - theory) < 4 * se, (extrapolated, se, theory)
+    assert abs(b.shift) > 6 * b.shift_se
+    assert abs(theory) > 6 * se
+
+
+def test_ntk_nlo_of_relu_with_biases_is_zero_in_monte_carlo():
+    """The predicted zero O(1/n) shift of ReLU networks with biases, seen in explicit networks at
+    width 8 (a shift of 1% of the NTK at width 8 would show)."""
+    mlp = fc.MLP(3, "relu", 2.0, 0.2)
+    mc = fc.monte_carlo_ntk(mlp, 8, 400_000, seed=5)
+    assert mc.se < 2.5e-3 * mc.ntk
+    assert abs(mc.mean - mc.ntk) < 4 * mc.se
+
+
+class _no_warning:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -618,7 +618,8 @@ def finite_width_cmd(
 
     Per preactivation layer l = 1 .. depth+1: the kernel K, its next-to-leading correction G
     (E z^2 = K + G/n), and the fourth cumulant E z^4/(3 (E z^2)^2) - 1 at leading order (V/(n K^2))
-    and exactly where known (piecewise-linear activations). The variances default to the
+    and exactly where known (piecewise-linear activations); the NTK of a neuron of the layer,
+    Theta, and its finite-width shift H (E NTK = Theta + H/n). The variances default to the
     activation's critical initialisation.
     """
     from fieldcurve.finite_width import (
@@ -662,6 +663,7 @@ def finite_width_cmd(
             head += f" (critical: {crit.universality_class})"
         lines = [head, f"# depth/width = {stats.depth_to_width:.3g}"]
         cols = f"{'layer':>5} {'K':>12} {'G':>12} {'K+G/n':>12} {'cum. (LO)':>11} {'cum. exact':>11}"
+        cols += f" {'NTK':>11} {'H':>11}"
         if mc is not None:
             cols += f" {'cum. MC':>11} {'± SE':>9}"
         lines.append(cols)
@@ -671,6 +673,7 @@ def finite_width_cmd(
                 f"{i + 1:>5d} {stats.kernel[i]:>12.6g} {stats.kernel_nlo[i]:>12.5g}"
                 f" {stats.kernel[i] + stats.kernel_nlo[i] / width:>12.6g} {stats.fourth_cumulant[i]:>11.5g}"
                 f" {('—' if exact is None else format(exact[i], '.5g')):>11}"
+                f" {stats.ntk[i]:>11.6g} {stats.ntk_nlo[i]:>11.4g}"
             )
             if mc is not None:
                 row += f" {mc.fourth_cumulant[i]:>11.5g} {mc.fourth_cumulant_se[i]:>9.2g}"

@@ -33,6 +33,48 @@ activations), 1e-13 relative for the activations here (tested against closed for
 :math:`\partial_K\langle f\rangle = \langle f\,(z^2-K)\rangle/(2K^2)` and
 :math:`\partial_K^2\langle f\rangle = \langle f\,(z^4-6Kz^2+3K^2)\rangle/(4K^4)`.
 
+**NTK mean at next-to-leading order** (one input, NTK parameterisation; derived in
+``docs/notes/ntk_finite_width.md``). Write the NTK of a neuron of layer :math:`M` as a sum over
+the layers :math:`\hat\Theta = \sum_{\ell\le M} B_\ell S_\ell` with :math:`B_\ell = |\partial
+z_M/\partial z_\ell|^2` (backward norm, :math:`B_M = 1`) and :math:`S_\ell` the fan-in factor
+above. Splitting :math:`W_{\ell+1}` into its component along :math:`s = \sigma(z_\ell)` (which
+makes :math:`z_{\ell+1}`) and the independent rest gives, *exactly*, with
+:math:`c_\ell = (z_\ell - b_\ell)\cdot\partial z_M/\partial z_\ell`,
+
+.. math::
+    \mathbb E[B_\ell\,|\,z_\ell] = \frac{C_W}{n}\Bigl(\sum_i\sigma_i'^2 - \sum_i\sigma_i'^2\hat s_i^2\Bigr)
+        \beta_{\ell+1}(S_{\ell+1}) + \frac{\sum_i\sigma_i'^2\sigma_i^2}{|s|^4}\,\gamma_{\ell+1}(S_{\ell+1}),
+
+where :math:`\beta_\ell(S) = \mathbb E[B_\ell|S_\ell = S]`, :math:`\gamma_\ell(S) = \mathbb
+E[c_\ell^2|S_\ell=S]` and :math:`\theta_\ell(S) = \mathbb E[\sum_{m\ge\ell}B_mS_m|S_\ell=S] =
+S\beta_\ell(S) + \mathbb E[\theta_{\ell+1}(S_{\ell+1})|S]`: a backward recursion of functions of
+one variable. Expanding :math:`\mathbb E[g(S_{\ell+1})|S] = g(F) + g''(F)\,\mathcal V(S)/(2n)`,
+:math:`F(S) = C_b + C_W\langle\sigma^2\rangle_S`, :math:`\mathcal V = C_W^2(\langle\sigma^4\rangle -
+\langle\sigma^2\rangle^2)`, the leading order is the usual :math:`\beta^0_\ell = \chi_\perp\beta^0_{\ell+1}`,
+:math:`\theta^0_\ell = S\beta^0_\ell + \theta^0_{\ell+1}\circ F`, and at :math:`O(1/n)`, on the
+infinite-width path :math:`S = K^{(\ell)}`:
+
+.. math::
+    \beta^1_\ell &= \chi_\perp\beta^1_{\ell+1} + \tfrac12\chi_\perp\beta^{0\,\prime\prime}_{\ell+1}\mathcal V
+        + C_W^2\,\mathrm{Cov}(\sigma'^2,\sigma^2)\,\beta^{0\,\prime}_{\ell+1}
+        - C_W\frac{\langle\sigma'^2\sigma^2\rangle}{\langle\sigma^2\rangle}\beta^0_{\ell+1}
+        + \frac{\langle\sigma'^2\sigma^2\rangle}{\langle\sigma^2\rangle^2}\gamma^0_{\ell+1},\\
+    \theta^1_\ell &= K^{(\ell)}\beta^1_\ell + \theta^1_{\ell+1}
+        + \tfrac12\theta^{0\,\prime\prime}_{\ell+1}\mathcal V,\\
+    \gamma^0_\ell &= \frac{\langle\tilde z\sigma'\sigma\rangle^2}{\langle\sigma^2\rangle^2}\gamma^0_{\ell+1}
+        + C_W\Bigl(\langle\tilde z^2\sigma'^2\rangle - \frac{\langle\tilde z\sigma'\sigma\rangle^2}
+        {\langle\sigma^2\rangle}\Bigr)\beta^0_{\ell+1},
+
+with :math:`\beta_M = 1`, :math:`\theta_M(S) = S`, :math:`\gamma^0_M = K^{(M)} - C_b^{(M)}`,
+:math:`\tilde z = z - b_\ell` (so :math:`\langle\tilde z h(z)\rangle = (1 - C_b/K)\langle zh\rangle`
+and :math:`\langle\tilde z^2h\rangle = (1-C_b/K)C_b\langle h\rangle + (1-C_b/K)^2\langle z^2h\rangle`).
+Then :math:`\mathbb E\hat\Theta = \Theta + \theta^1_1/n + O(n^{-2})` (``ntk``, ``ntk_nlo``). The
+derivatives of :math:`\beta^0, \theta^0` in :math:`S` follow by the chain rule from those of
+:math:`\chi_\perp(S)` and :math:`F(S)`. Checks: for deep linear networks the correction vanishes
+identically (forward and backward norms are independent, exact at any width), as it does for
+bias-free ReLU networks; tanh, erf and ReLU with biases agree with
+:func:`monte_carlo_ntk` extrapolated in :math:`1/n` (tests).
+
 Exact results (no expansion) for piecewise-linear activations
 :math:`\sigma = a\min(z,0) + b\max(z,0)` (ReLU, leaky ReLU, linear): :math:`\sigma(z)^2 = S\,r`
 with :math:`r` independent of the scale, :math:`m = \mathbb E r = (a^2+b^2)/2`,
@@ -126,15 +168,82 @@ def _moments(act: Activation, K: float) -> _LayerMoments:
 
 
 @dataclass(frozen=True)
+class _NTKMoments:
+    """Gaussian averages at one layer's variance K for the NTK recursion (see module docstring)."""
+
+    dsq: float  # <s'^2>
+    dsq_1: float  # d<s'^2>/dK
+    dsq_2: float  # d^2<s'^2>/dK^2
+    dsq_sq: float  # <s'^2 s^2>
+    z_ds_s: float  # <z s' s>
+    z2_dsq: float  # <z^2 s'^2>
+
+
+def _ntk_moments(act: Activation, K: float) -> _NTKMoments:
+    fd, f = act.derivative, act.fn
+    dsq = gaussian_average(lambda z: fd(z) ** 2, K)
+    return _NTKMoments(
+        dsq=dsq,
+        dsq_1=gaussian_average(lambda z: fd(z) ** 2 * (z * z - K), K) / (2 * K * K),
+        dsq_2=gaussian_average(lambda z: fd(z) ** 2 * (z**4 - 6 * K * z * z + 3 * K * K), K) / (4 * K**4),
+        dsq_sq=gaussian_average(lambda z: (fd(z) * f(z)) ** 2, K),
+        z_ds_s=gaussian_average(lambda z: z * fd(z) * f(z), K),
+        z2_dsq=gaussian_average(lambda z: (z * fd(z)) ** 2, K),
+    )
+
+
+def _ntk_mean_nlo(mlp: MLP, K: NDArray[np.float64], top: int) -> tuple[float, float]:
+    """(Theta, theta^1) of a neuron of preactivation layer ``top`` (1-based) for one input on the
+    infinite-width path K (module docstring: backward recursion of beta, theta, gamma)."""
+    act = mlp.activation
+    b0, b1, b2, B1 = 1.0, 0.0, 0.0, 0.0  # beta^0 and its S-derivatives, beta^1 at layer m+1
+    t0, t1, t2, T1 = K[top - 1], 1.0, 0.0, 0.0  # theta^0 (theta_M(S) = S), derivatives, theta^1
+    g0 = K[top - 1] - mlp.bias_vars[top - 1]  # gamma^0_M = K - C_b of the top layer
+    for m in range(top - 1, 0, -1):  # map out of layer m (1-based) into m + 1
+        cw = mlp.weight_vars[m]
+        k = float(K[m - 1])
+        mo, nm = _moments(act, k), _ntk_moments(act, k)
+        chi, chi1, chi2 = cw * nm.dsq, cw * nm.dsq_1, cw * nm.dsq_2
+        F1, F2 = cw * mo.d1, cw * mo.d2
+        Vloc = cw * cw * (mo.m4 - mo.m2**2)
+        cov = nm.dsq_sq - nm.dsq * mo.m2
+        # the next layer's quantities b*, t*, g0, B1, T1 enter; this layer's replace them
+        beta1 = (
+            chi * B1
+            + 0.5 * chi * b2 * Vloc
+            + cw * cw * cov * b1
+            - cw * nm.dsq_sq / mo.m2 * b0
+            + nm.dsq_sq / mo.m2**2 * g0
+        )
+        theta1 = k * beta1 + T1 + 0.5 * t2 * Vloc
+        frac = 1.0 - mlp.bias_vars[m - 1] / k  # Var(z - b) / Var z of this layer
+        zt_ds_s = frac * nm.z_ds_s
+        zt2_dsq = frac * mlp.bias_vars[m - 1] * nm.dsq + frac * frac * nm.z2_dsq
+        gamma0 = (zt_ds_s / mo.m2) ** 2 * g0 + cw * (zt2_dsq - zt_ds_s**2 / mo.m2) * b0
+        nb0 = chi * b0
+        nb1 = chi1 * b0 + chi * b1 * F1
+        nb2 = chi2 * b0 + 2 * chi1 * b1 * F1 + chi * (b2 * F1 * F1 + b1 * F2)
+        nt0 = k * nb0 + t0
+        nt1 = nb0 + k * nb1 + t1 * F1
+        nt2 = 2 * nb1 + k * nb2 + t2 * F1 * F1 + t1 * F2
+        b0, b1, b2, B1 = nb0, nb1, nb2, beta1
+        t0, t1, t2, T1 = nt0, nt1, nt2, theta1
+        g0 = gamma0
+    return float(t0), float(T1)
+
+
+@dataclass(frozen=True)
 class FiniteWidthStatistics:
-    """Per preactivation layer l = 1 .. depth+1 (arrays of length depth + 1; see module docstring).
+    r"""Per preactivation layer l = 1 .. depth+1 (arrays of length depth + 1; see module docstring).
 
     Attributes
     ----------
     kernel : K (leading order), ``kernel_nlo`` : G (E z^2 = K + G/n), ``vertex`` : V,
     fourth_cumulant : V/(n K^2), ``fourth_cumulant_exact`` / ``kernel_nlo_exact`` : exact values
     where known (piecewise-linear activations), else None; ``chi_parallel``, ``chi_perp`` : the
-    susceptibilities of the map from layer l to l+1 (nan for the output layer).
+    susceptibilities of the map from layer l to l+1 (nan for the output layer); ``ntk`` :
+    the infinite-width NTK :math:`\Theta` of a neuron of layer l and ``ntk_nlo`` its finite-width
+    shift, :math:`\mathbb E\hat\Theta = \Theta + \mathrm{ntk\_nlo}/n` (NTK parameterisation).
     """
 
     width: int
@@ -147,6 +256,8 @@ class FiniteWidthStatistics:
     chi_perp: NDArray[np.float64]
     fourth_cumulant_exact: NDArray[np.float64] | None
     kernel_nlo_exact: NDArray[np.float64] | None
+    ntk: NDArray[np.float64] | None = None
+    ntk_nlo: NDArray[np.float64] | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -169,6 +280,8 @@ class FiniteWidthStatistics:
                     "vertex": float(self.vertex[i]),
                     "chi_parallel": _num(self.chi_parallel[i]),
                     "chi_perp": _num(self.chi_perp[i]),
+                    "ntk": None if self.ntk is None else float(self.ntk[i]),
+                    "ntk_nlo": None if self.ntk_nlo is None else float(self.ntk_nlo[i]),
                 }
             )
         return {
@@ -237,6 +350,10 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
         with np.errstate(divide="ignore", invalid="ignore"):
             exact = np.where(ES > 0, ES2 / ES**2 - 1, 0.0)
         exact_nlo = n * (ES - K)  # zero: E S is exactly K for piecewise-linear activations
+    ntk = np.empty(L + 1)
+    ntk_nlo = np.empty(L + 1)
+    for top in range(1, L + 2):
+        ntk[top - 1], ntk_nlo[top - 1] = _ntk_mean_nlo(mlp, K, top)
     ratio = L / n
     if ratio > 0.5 or np.nanmax(cumulant) > 0.5:
         warnings.warn(
@@ -256,6 +373,8 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
         chi_perp=chi_perp,
         fourth_cumulant_exact=exact,
         kernel_nlo_exact=exact_nlo,
+        ntk=ntk,
+        ntk_nlo=ntk_nlo,
         meta={"activation": act.name, "weight_var": list(mlp.weight_vars), "bias_var": list(mlp.bias_vars)},
     )
 
@@ -350,8 +469,8 @@ def monte_carlo_ntk(
     with :math:`|\sigma(z_0)|^2/n_0 = |x|^2/d`. The infinite-width limit is ``ntk_kernel``'s
     diagonal. Exact for deep linear networks: the forward and backward norms are independent, so
     :math:`\mathbb E\hat\Theta = \Theta` at any width (tested). For other activations this is
-    the oracle of the NTK's finite-width mean; the 1/n theory of that shift (PDLT ch. 8-9) is not
-    implemented.
+    the oracle of the NTK's finite-width mean, whose 1/n theory is ``ntk_nlo`` of
+    :func:`finite_width_statistics`.
     """
     if not isinstance(mlp, MLP):
         raise TypeError("mlp must be a fieldcurve MLP")
