@@ -325,3 +325,37 @@ def test_finite_width_summary_recovers_a_one_over_width_law():
     assert row["improvement"] == pytest.approx(3.0, rel=0.05)
     assert row["slope_on_prediction"] == pytest.approx(1.5, rel=0.02)
     assert _finite_width_summary({(64, 10): [{"test_error": 1.0, "infinite_width_same_data": 1.0}] * 3}) == {}
+
+
+def test_finite_width_summary_removes_per_run_monte_carlo_noise():
+    """Runs whose measured gap is -3/n plus Gaussian sampling noise of known standard error
+    (stored as test_error_se, 0.4% of E_GP): the noise floor is that error at every width, and
+    removing it in quadrature recovers the true RMS gap 3/n and the 1/n law, including at widths
+    where the raw RMS gap is dominated by the noise."""
+    from fieldcurve.validation.report import _finite_width_summary
+
+    rng = np.random.default_rng(1)
+    sigma, e_gp = 0.004, 0.5
+    extra = {}
+    for n in (32, 64, 128, 256):
+        runs = []
+        for _ in range(400):
+            gap = -3.0 / n + sigma * rng.standard_normal()
+            runs.append(
+                {
+                    "test_error": e_gp * (1 + gap),
+                    "test_error_se": sigma * e_gp,
+                    "infinite_width_same_data": e_gp,
+                    "finite_width_gp": e_gp,
+                    "finite_width_nlo": -3.0 * e_gp,
+                }
+            )
+        extra[(n, 20)] = runs
+    fw = _finite_width_summary(extra)["finite_width"][20]
+    assert fw["noise_source"] == "per-run Monte Carlo errors"
+    for r in fw["rows"]:
+        assert r["floor"] == pytest.approx(sigma)
+        assert r["rms_gap_signal"] == pytest.approx(3.0 / r["width"], rel=0.1)
+        assert r["rms_residual"] == pytest.approx(sigma, rel=0.1)  # the prediction is exact here
+    assert fw["widths_in_fit"] == [32, 64, 128, 256]
+    assert fw["slope"] == pytest.approx(-1.0, abs=0.06)

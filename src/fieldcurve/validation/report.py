@@ -115,10 +115,12 @@ def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
     infinite-width prediction :math:`\sqrt{\overline{g^2}}`, of the corrected one
     :math:`\sqrt{\overline{(g-h)^2}}`, their ratio (``improvement``), the regression slope of
     g on h through the origin (1 if the theory is right) and the correlation. The noise floor
-    f (the measurement's own scatter) is the RMS gap at the largest width, where the predicted
-    gap is smallest; ``*_signal`` values remove it in quadrature, :math:`\sqrt{\max(x^2 - f^2,
-    0)}`. Per P the log-log slope of the signal RMS gap against n (-1 for a 1/n law) is fitted
-    over the widths whose RMS gap exceeds 1.5 times the floor.
+    f (the measurement's own scatter) is, when every run stored its Monte Carlo standard error
+    (``test_error_se``), the RMS over runs of that error relative to :math:`E_{GP}` at each width;
+    otherwise the RMS gap at the largest width, where the predicted gap is smallest.
+    ``*_signal`` values remove it in quadrature, :math:`\sqrt{\max(x^2 - f^2, 0)}`. Per P the
+    log-log slope of the signal RMS gap against n (-1 for a 1/n law) is fitted over the widths
+    whose RMS gap exceeds 1.5 times the floor.
     """
     per_P: dict[int, list[dict]] = {}
     for (width, P), runs in sorted(extra.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -134,11 +136,18 @@ def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
             continue
         g, h = np.array(pairs).T
         sq = math.sqrt(len(g))
+        ses = [
+            r["test_error_se"] / r["finite_width_gp"]
+            for r in runs
+            if "finite_width_nlo" in r and "test_error_se" in r
+        ]
+        noise = float(np.sqrt(np.mean(np.square(ses)))) if len(ses) == len(g) else None
         rms_g, rms_r = float(np.sqrt(np.mean(g * g))), float(np.sqrt(np.mean((g - h) ** 2)))
         per_P.setdefault(P, []).append(
             {
                 "width": width,
                 "runs": len(g),
+                "noise": noise,
                 "gap": float(g.mean()),
                 "gap_se": float(g.std(ddof=1) / sq),
                 "predicted": float(h.mean()),
@@ -158,19 +167,21 @@ def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
         return {}
     out = {}
     for P, rows in per_P.items():
-        floor = rows[-1]["rms_gap"]
+        per_run = all(r["noise"] is not None for r in rows)
         for r in rows:
-            r["rms_gap_signal"] = math.sqrt(max(r["rms_gap"] ** 2 - floor**2, 0.0))
-            r["rms_residual_signal"] = math.sqrt(max(r["rms_residual"] ** 2 - floor**2, 0.0))
-        resolved = [r for r in rows if r["rms_gap"] > 1.5 * floor]
+            r["floor"] = r["noise"] if per_run else rows[-1]["rms_gap"]
+            r["rms_gap_signal"] = math.sqrt(max(r["rms_gap"] ** 2 - r["floor"] ** 2, 0.0))
+            r["rms_residual_signal"] = math.sqrt(max(r["rms_residual"] ** 2 - r["floor"] ** 2, 0.0))
+        resolved = [r for r in rows if r["rms_gap"] > 1.5 * r["floor"]]
         slope = math.nan
         if len(resolved) >= 2:
             x = np.log([r["width"] for r in resolved])
-            y = np.log([math.sqrt(r["rms_gap"] ** 2 - floor**2) for r in resolved])
+            y = np.log([r["rms_gap_signal"] for r in resolved])
             slope = float(np.polyfit(x, y, 1)[0])
         out[P] = {
             "rows": rows,
-            "noise_floor": floor,
+            "noise_floor": max(r["floor"] for r in rows),
+            "noise_source": "per-run Monte Carlo errors" if per_run else "RMS gap at the largest width",
             "slope": slope,
             "widths_in_fit": [r["width"] for r in resolved],
         }
@@ -276,24 +287,27 @@ def _finite_width_lines(fw: dict) -> list[str]:
         "",
     ]
     for P, f in fw.items():
+        src = f.get("noise_source", "RMS gap at the largest width")
         fit = (
-            f"log-log slope of the RMS gap (noise floor {f['noise_floor']:.2%} removed) against width:"
+            f"log-log slope of the RMS gap (noise floor removed: {src}) against width:"
             f" {f['slope']:.2f} (widths {', '.join(str(w) for w in f['widths_in_fit'])}; −1 is a 1/width law)"
             if not math.isnan(f["slope"])
-            else f"RMS gap above 1.5 times the noise floor ({f['noise_floor']:.2%}) at fewer than two widths:"
-            " no slope"
+            else f"RMS gap above 1.5 times the noise floor ({src}) at fewer than two widths: no slope"
         )
         lines += [
             f"### P = {P}: {fit}",
             "",
             "| width | runs | RMS gap (inf.-width error) | RMS predicted | RMS g − h (corrected error) |"
-            " improvement | same, noise floor removed | slope g on h | corr. | mean g − h ± SE |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            " noise floor"
+            " | improvement | same, noise floor removed | slope g on h | corr. | mean g − h ± SE |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in f["rows"]:
             lines.append(
                 f"| {r['width']} | {r['runs']} | {r['rms_gap']:.2%} | {r['rms_predicted']:.2%} |"
-                f" {r['rms_residual']:.2%} | {r['improvement']:.2f}× | {_signal(r)} |"
+                f" {r['rms_residual']:.2%} | {r.get('floor', f['noise_floor']):.2%} |"
+                f" {r['improvement']:.2f}× |"
+                f" {_signal(r)} |"
                 f" {r['slope_on_prediction']:.2f} |"
                 f" {r['correlation']:.2f} | {r['residual']:+.2%} ± {r['residual_se']:.2%} |"
             )
@@ -332,8 +346,13 @@ def _plot_finite_width(fw: dict, path: Path) -> None:
             mfc="none",
             label=f"P = {P}: |trained − corrected|",
         )
-        ax.axhline(
-            f["noise_floor"], color=c, lw=0.8, ls="-.", label=f"P = {P}: noise floor of the measurement"
+        ax.plot(
+            n,
+            [r.get("floor", f["noise_floor"]) for r in f["rows"]],
+            color=c,
+            lw=0.8,
+            ls="-.",
+            label=f"P = {P}: noise floor of the measurement",
         )
     ax.plot(n, n[0] / n * fw[next(iter(fw))]["rows"][0]["rms_predicted"], color="gray", lw=0.8, label="1/n")
     ax.set_xscale("log")
