@@ -207,3 +207,22 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_ntk_matrix_monte_carlo_exact_for_linear_networks_and_diagonal_matches_one_input():
+    """On several inputs: for linear networks (with biases) E NTK = NTK entry by entry at width 6
+    (forward and backward passes are independent); for tanh the diagonal agrees with the one-input
+    Monte Carlo and with the one-input theory."""
+    X = fc.sample_sphere(3, 5, seed=0)
+    lin = fc.monte_carlo_ntk_matrix(fc.MLP(3, "identity", 1.2, 0.3), X, 6, 200_000, seed=1)
+    assert np.all(lin.se < 5e-3 * np.abs(lin.ntk).max())
+    assert np.all(np.abs(lin.mean - lin.ntk) < 4.5 * lin.se)
+    mlp = fc.MLP(6, "tanh", 1.0, 0.0)
+    mc = fc.monte_carlo_ntk_matrix(mlp, X, 16, 100_000, seed=2)
+    one = fc.monte_carlo_ntk(mlp, 16, 100_000, seed=3)
+    theory = fc.finite_width_statistics(mlp, 16).ntk_nlo[-1]
+    for i in range(3):
+        assert abs(mc.shift[i, i] - one.shift) < 4 * np.hypot(mc.shift_se[i, i], one.shift_se)
+        assert abs(mc.shift[i, i] - theory) < 4 * mc.shift_se[i, i] + 0.1 * abs(theory)
+    with pytest.raises(ValueError, match="X must be"):
+        fc.monte_carlo_ntk_matrix(mlp, np.ones(3), 8, 10, seed=0)

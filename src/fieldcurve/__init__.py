@@ -11,10 +11,12 @@ from fieldcurve.empirical import EmpiricalCurve, empirical_dataset_curve, empiri
 from fieldcurve.finite_width import (
     CriticalPoint,
     FiniteWidthStatistics,
+    NTKMatrixMonteCarlo,
     NTKMonteCarlo,
     critical_initialization,
     finite_width_statistics,
     monte_carlo_ntk,
+    monte_carlo_ntk_matrix,
     monte_carlo_statistics,
 )
 from fieldcurve.finite_width_posterior import (
@@ -73,6 +75,7 @@ __all__ = [
     "KernelFluctuations",
     "LearningCurve",
     "MLPKernel",
+    "NTKMatrixMonteCarlo",
     "NTKMonteCarlo",
     "PosteriorCorrection",
     "SampledTarget",
@@ -99,6 +102,7 @@ __all__ = [
     "legendre",
     "log_multiplicity",
     "monte_carlo_ntk",
+    "monte_carlo_ntk_matrix",
     "monte_carlo_statistics",
     "multiplicity",
     "network_learning_curve",
