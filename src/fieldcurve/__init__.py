@@ -19,6 +19,7 @@ from fieldcurve.finite_width import (
     monte_carlo_ntk_matrix,
     monte_carlo_statistics,
 )
+from fieldcurve.finite_width_ntk import NTKCorrection, ntk_correction
 from fieldcurve.finite_width_posterior import (
     KernelFluctuations,
     PosteriorCorrection,
@@ -75,6 +76,7 @@ __all__ = [
     "KernelFluctuations",
     "LearningCurve",
     "MLPKernel",
+    "NTKCorrection",
     "NTKMatrixMonteCarlo",
     "NTKMonteCarlo",
     "PosteriorCorrection",
@@ -108,6 +110,7 @@ __all__ = [
     "network_learning_curve",
     "nngp_kernel",
     "nngp_ntk_gram",
+    "ntk_correction",
     "ntk_kernel",
     "polynomial_kernel",
     "posterior_correction",
