@@ -76,3 +76,14 @@ def test_ntk_correction_bad_input():
         fc.ntk_correction("mlp", np.ones((2, 3)))
     with pytest.raises(ValueError, match="parameterization"):
         fc.ntk_correction(fc.MLP(2, "tanh", 1.0, 0.0, parameterization="standard", width=8), np.ones((2, 3)))
+
+
+def test_ntk_correction_exact_for_a_quadratic_network():
+    """sigma(z) = z^2, depth 2: E NTK = NTK + H/n exactly with H_ab = 16 C2^2 C3 (3 K_aa^2 K_bb^2
+    + 56 K_aa K_ab^2 K_bb + 25 K_ab^4) (derivations/ntk_finite_width.py, by Isserlis' theorem)."""
+    mlp = fc.MLP(2, fc.activations.monomial(2), [1.1, 0.7, 1.3], [0.15, 0.2, 0.1])
+    X = fc.sample_sphere(4, 6, seed=2)
+    K = 0.15 + 1.1 * X @ X.T / 6
+    q = np.diagonal(K)
+    H = 16 * 0.7**2 * 1.3 * (3 * np.outer(q, q) ** 2 + 56 * np.outer(q, q) * K**2 + 25 * K**4)
+    np.testing.assert_allclose(fc.ntk_correction(mlp, X).ntk_nlo, H, rtol=1e-8)
