@@ -87,3 +87,23 @@ def test_ntk_correction_exact_for_a_quadratic_network():
     q = np.diagonal(K)
     H = 16 * 0.7**2 * 1.3 * (3 * np.outer(q, q) ** 2 + 56 * np.outer(q, q) * K**2 + 25 * K**4)
     np.testing.assert_allclose(fc.ntk_correction(mlp, X).ntk_nlo, H, rtol=1e-8)
+
+
+def _pair(eps: float, d: int = 5) -> np.ndarray:
+    x = np.zeros((2, d))
+    x[0, 0], x[1, 0], x[1, 1] = 1.0, np.cos(eps), np.sin(eps)
+    return np.sqrt(d) * x
+
+
+def test_ntk_correction_approaches_the_diagonal_for_nearly_parallel_inputs():
+    """As two inputs merge, the off-diagonal shift tends to the diagonal one: smoothly for tanh
+    and GELU (to 1e-4 relative at an angle of 1e-3), linearly in the angle for ReLU (whose diagonal
+    shift is zero); a pair too close for the kinked activation raises a warning."""
+    for mlp in (fc.MLP(3, "tanh", 1.0, 0.1), fc.MLP(3, "gelu", 2.0, 0.1)):
+        c = fc.ntk_correction(mlp, _pair(1e-3))
+        assert c.ntk_nlo[0, 1] == pytest.approx(c.ntk_nlo[0, 0], rel=1e-4)
+    relu = fc.MLP(3, "relu", 2.0, 0.1)
+    h1, h2 = (fc.ntk_correction(relu, _pair(e)).ntk_nlo[0, 1] for e in (0.01, 0.02))
+    assert 0 < h1 < 0.2 and h2 / h1 == pytest.approx(2.0, rel=0.1)
+    with pytest.warns(RuntimeWarning, match="nearly parallel"):
+        fc.ntk_correction(relu, _pair(1e-3))
