@@ -131,6 +131,11 @@ def test_store_roundtrip_skips_done_and_exports(tmp_path):
     assert all(r["status"] == "done" and r["result"]["test_error"] > 0 for r in rows)
     with pytest.raises(ValueError, match="another configuration"):
         run_sweep(load_config(tiny(**{"sweep__n_test": 50})), store, progress=False)
+    # a report for widths without finished runs (a sweep extended to new widths) renders
+    from fieldcurve.validation.report import write_report
+
+    summary = write_report(store, tmp_path / "rep", config=tiny(network__width=[64]))
+    assert summary["widths"] == {} and (tmp_path / "rep" / "report.png").stat().st_size > 0
 
 
 def test_failed_run_is_stored_and_retried(tmp_path, monkeypatch):

@@ -373,6 +373,12 @@ def _plot(summary: dict, experiment: Experiment, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    if not summary["widths"]:  # nothing finished yet at the configured widths
+        ax.text(0.5, 0.5, "no finished runs at the configured widths", ha="center", va="center")
+        ax.set_axis_off()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (width, w) in enumerate(summary["widths"].items()):
         c = colors[i % len(colors)]
