@@ -139,10 +139,12 @@ def test_finite_width_json_table_and_plot(tmp_path, capsys):
     for key in ("kernel", "kernel_nlo", "fourth_cumulant", "fourth_cumulant_exact"):
         assert key in got["layers"][-1]
     assert got["layers"][-1]["fourth_cumulant_exact"] == pytest.approx((1 + 5 / 64) ** 4 - 1, rel=1e-12)
+    assert got["layers"][-1]["ntk"] == pytest.approx(10.0) and abs(got["layers"][-1]["ntk_nlo"]) < 1e-9
     code, out, err = run(
         ["finite-width", "--depth", "3", "--mc", "2000", "--plot", str(tmp_path / "c.png")], capsys
     )
     assert code == 0 and "tanh" in out and (tmp_path / "c.png").exists(), err
+    assert "NTK of the output: theory H = -0.1227" in out  # tanh depth 3 at criticality
 
 
 @pytest.mark.parametrize(

@@ -619,12 +619,14 @@ def finite_width_cmd(
     Per preactivation layer l = 1 .. depth+1: the kernel K, its next-to-leading correction G
     (E z^2 = K + G/n), and the fourth cumulant E z^4/(3 (E z^2)^2) - 1 at leading order (V/(n K^2))
     and exactly where known (piecewise-linear activations); the NTK of a neuron of the layer,
-    Theta, and its finite-width shift H (E NTK = Theta + H/n). The variances default to the
-    activation's critical initialisation.
+    Theta, and its finite-width shift H (E NTK = Theta + H/n). --mc N also simulates N random
+    networks (cumulants per layer, NTK of the output). The variances default to the activation's
+    critical initialisation.
     """
     from fieldcurve.finite_width import (
         critical_initialization,
         finite_width_statistics,
+        monte_carlo_ntk,
         monte_carlo_statistics,
     )
 
@@ -639,6 +641,7 @@ def finite_width_cmd(
     mlp = MLP(depth, act, cw, cb)
     stats = finite_width_statistics(mlp, width)
     mc = monte_carlo_statistics(mlp, width, networks, seed=seed) if networks else None
+    ntk_mc = monte_carlo_ntk(mlp, width, networks, seed=seed + 1) if networks else None
     if as_json:
         out = stats.to_dict()
         if crit is not None:
@@ -655,6 +658,8 @@ def finite_width_cmd(
                 "fourth_cumulant_se": mc.fourth_cumulant_se.tolist(),
                 "second_moment": mc.second_moment.tolist(),
                 "second_moment_se": mc.second_moment_se.tolist(),
+                "ntk_shift": ntk_mc.shift,
+                "ntk_shift_se": ntk_mc.shift_se,
             }
         click.echo(json.dumps(out, indent=1))
     else:
@@ -678,11 +683,16 @@ def finite_width_cmd(
             if mc is not None:
                 row += f" {mc.fourth_cumulant[i]:>11.5g} {mc.fourth_cumulant_se[i]:>9.2g}"
             lines.append(row)
+        if ntk_mc is not None:
+            lines.append(
+                f"# NTK of the output: theory H = {stats.ntk_nlo[-1]:.4g}; Monte Carlo n(E NTK - NTK) ="
+                f" {ntk_mc.shift:.4g} ± {ntk_mc.shift_se:.2g} ({ntk_mc.networks:,} networks)"
+            )
         click.echo("\n".join(lines))
     if plot_path:
         from fieldcurve.plotting import plot_fourth_cumulant
 
-        plot_fourth_cumulant(stats, plot_path, monte_carlo=mc)
+        plot_fourth_cumulant(stats, plot_path, monte_carlo=mc, ntk_monte_carlo=ntk_mc)
         if not as_json:
             click.echo(f"plot written to {plot_path}")
 

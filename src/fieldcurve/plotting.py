@@ -119,11 +119,17 @@ def plot_learning_curve(
     return path
 
 
-def plot_fourth_cumulant(stats: Any, path: str | Path, monte_carlo: Any = None) -> Path:
-    """Fourth cumulant E z^4/(3 (E z^2)^2) - 1 against the layer: leading order V/(n K^2), the exact
-    value where known, and Monte Carlo points with error bars."""
+def plot_fourth_cumulant(
+    stats: Any, path: str | Path, monte_carlo: Any = None, ntk_monte_carlo: Any = None
+) -> Path:
+    """Left: fourth cumulant E z^4/(3 (E z^2)^2) - 1 against the layer: leading order V/(n K^2), the
+    exact value where known, and Monte Carlo points with error bars. Right (when the statistics
+    carry it): the relative finite-width shift of the NTK mean, H/(n Theta), per layer, with the
+    output layer's Monte Carlo value (``ntk_monte_carlo``, from ``monte_carlo_ntk``) if given."""
     layers = np.arange(1, stats.depth + 2)
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    has_ntk = getattr(stats, "ntk_nlo", None) is not None
+    fig, axes = plt.subplots(1, 2 if has_ntk else 1, figsize=(11.0 if has_ntk else 6.0, 4.2), squeeze=False)
+    ax = axes[0, 0]
     ax.plot(layers, stats.fourth_cumulant, "-", color="tab:blue", label="leading order V/(n K²)")
     if stats.fourth_cumulant_exact is not None:
         ax.plot(layers, stats.fourth_cumulant_exact, "--", color="tab:green", label="exact (finite width)")
@@ -144,6 +150,27 @@ def plot_fourth_cumulant(stats: Any, path: str | Path, monte_carlo: Any = None) 
         f"{stats.meta.get('activation', '')}: width {stats.width}, depth/width = {stats.depth_to_width:.3g}"
     )
     ax.legend(fontsize=8)
+    if has_ntk:
+        ax = axes[0, 1]
+        rel = np.asarray(stats.ntk_nlo) / (stats.width * np.asarray(stats.ntk))
+        ax.plot(layers, rel, "o-", color="tab:purple", label="O(1/n) theory, one input")
+        if ntk_monte_carlo is not None:
+            m = ntk_monte_carlo
+            ax.errorbar(
+                [layers[-1]],
+                [(m.mean - m.ntk) / m.ntk],
+                yerr=[m.se / m.ntk],
+                fmt="o",
+                color="black",
+                ms=4,
+                capsize=3,
+                label=f"Monte Carlo, output ({m.networks:,} networks)",
+            )
+        ax.axhline(0.0, color="gray", lw=0.8)
+        ax.set_xlabel("layer ℓ (the NTK of a neuron of layer ℓ)")
+        ax.set_ylabel("(E NTK − NTK) / NTK")
+        ax.set_title("finite-width shift of the NTK mean, H / (n Θ)")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=120)
