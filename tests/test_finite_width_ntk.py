@@ -66,6 +66,18 @@ def test_ntk_correction_against_monte_carlo_of_random_networks(mlp, resolved):
     assert abs(b.shift.flat[k]) > 6 * b.shift_se.flat[k]
 
 
+def test_ntk_correction_repeated_input_and_singular_pair():
+    """A repeated input gets the diagonal value; an antiparallel pair of a bias-free network has a
+    singular pair kernel and is refused by name."""
+    mlp = fc.MLP(2, "tanh", 1.0, 0.1)
+    X = fc.sample_sphere(2, 5, seed=3)
+    c = fc.ntk_correction(mlp, np.vstack([X, X[:1]]))
+    assert c.ntk_nlo[2, 0] == c.ntk_nlo[0, 0]
+    assert c.ntk_nlo[2, 1] == pytest.approx(c.ntk_nlo[0, 1], rel=1e-6)  # pair order swapped
+    with pytest.raises(ValueError, match="rows 0 and 1"):
+        fc.ntk_correction(fc.MLP(2, "tanh", 1.0, 0.0), np.vstack([X[:1], -X[:1]]))
+
+
 def test_ntk_correction_bad_input():
     mlp = fc.MLP(2, "tanh", 1.0, 0.0)
     with pytest.raises(ValueError, match="X must be"):

@@ -316,6 +316,15 @@ def ntk_correction(mlp: MLP, X: Any) -> NTKCorrection:
         diag = np.array([K[0, 0] for K in _pair_path(mlp, np.full((2, 2), G[a, a]))])
         ntk[a, a], nlo[a, a] = _ntk_mean_nlo(mlp, diag, top)
         for b in range(a):
+            if 1.0 - abs(G[a, b]) / math.sqrt(G[a, a] * G[b, b]) < 1e-12:  # parallel inputs
+                if abs(G[a, a] - G[b, b]) > 1e-12 * G[a, a] or G[a, b] < 0:
+                    raise ValueError(
+                        f"X rows {b} and {a} are (anti)parallel but not equal: their pair kernel is"
+                        " singular and the pair recursion does not apply"
+                    )
+                ntk[a, b], nlo[a, b] = ntk[a, a], nlo[a, a]  # the same input twice
+                ntk[b, a], nlo[b, a] = ntk[a, b], nlo[a, b]
+                continue
             K1 = np.array([[G[a, a], G[a, b]], [G[a, b], G[b, b]]])
             path = _pair_path(mlp, K1)
             gap = min(1.0 - abs(K[0, 1]) / math.sqrt(K[0, 0] * K[1, 1]) for K in path)
