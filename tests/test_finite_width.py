@@ -226,3 +226,31 @@ def test_ntk_matrix_monte_carlo_exact_for_linear_networks_and_diagonal_matches_o
         assert abs(mc.shift[i, i] - theory) < 4 * mc.shift_se[i, i] + 0.1 * abs(theory)
     with pytest.raises(ValueError, match="X must be"):
         fc.monte_carlo_ntk_matrix(mlp, np.ones(3), 8, 10, seed=0)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5])
+def test_ntk_variance_closed_forms_of_linear_and_relu_networks(depth):
+    """Bias-free, one input on the sphere. Deep linear (C_W = 1): forward and backward norms are
+    products of independent chi^2/n factors (variance 2/n each), so n Var NTK -> 2 sum_j
+    [(L+1-j)^2 + j^2]. ReLU (C_W = 2): per unit Var xi = 5 K^2, Var zeta = 5, Cov = K with K = 2,
+    chi = 1: sum_j [20 (L+1-j)^2 + 20 j^2 + 8 j (L+1-j)]."""
+    M = depth + 1
+    j = np.arange(1, M)
+    lin = fc.finite_width_statistics(fc.MLP(depth, "identity", 1.0, 0.0), 64).ntk_variance[-1]
+    assert lin == pytest.approx(2 * np.sum((M - j) ** 2 + j**2), rel=1e-12)
+    relu = fc.finite_width_statistics(fc.MLP(depth, "relu", 2.0, 0.0), 64).ntk_variance[-1]
+    assert relu == pytest.approx(np.sum(20 * (M - j) ** 2 + 20 * j**2 + 8 * j * (M - j)), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mlp", [fc.MLP(3, "tanh", 1.0, 0.0), fc.MLP(2, "relu", 2.0, 0.1), fc.MLP(3, "gelu", 1.8, 0.1)]
+)
+def test_ntk_variance_against_monte_carlo_of_random_networks(mlp):
+    """n Var NTK of explicit random networks at widths 32 and 64 (10^5 each), Richardson-
+    extrapolated, within 5% of the leading-order theory (measured 0.4-1.6%; the raw width-32
+    values are 5-14% off)."""
+    theory = fc.finite_width_statistics(mlp, 64).ntk_variance[-1]
+    a = fc.monte_carlo_ntk(mlp, 32, 100_000, seed=32)
+    b = fc.monte_carlo_ntk(mlp, 64, 100_000, seed=64)
+    va, vb = 32 * a.se**2 * a.networks, 64 * b.se**2 * b.networks
+    assert 2 * vb - va == pytest.approx(theory, rel=0.05)

@@ -75,6 +75,25 @@ identically (forward and backward norms are independent, exact at any width), as
 bias-free ReLU networks; tanh, erf and ReLU with biases agree with
 :func:`monte_carlo_ntk` extrapolated in :math:`1/n` (tests).
 
+**NTK variance at leading order** (``ntk_variance`` = :math:`\lim n\,\mathrm{Var}\,\hat\Theta`, one
+input). At :math:`O(n^{-1/2})` the fluctuation of :math:`\hat\Theta = \sum_\ell B_\ell S_\ell` is
+linear in independent fresh noises of each hidden layer :math:`\ell`: a forward one,
+:math:`\xi_\ell = \frac{C_W}{n}\sum_i(\sigma_i^2 - \langle\sigma^2\rangle)` entering
+:math:`\delta S_{\ell+1} = \chi_\parallel\delta S_\ell + \xi_\ell`, and a backward one,
+:math:`\zeta_\ell = \frac{C_W}{n}\sum_i(\sigma_i'^2\eta_i^2 - \langle\sigma'^2\rangle)` with
+:math:`\eta_i` the standard normal orthogonal part of :math:`W^\top\delta`, entering
+:math:`\delta B_\ell = \chi_\perp\delta B_{\ell+1} + \beta_{\ell+1}(\chi_\perp'\delta S_\ell + \zeta_\ell)`;
+per unit :math:`\mathrm{Var}\,\xi = C_W^2(\langle\sigma^4\rangle - \langle\sigma^2\rangle^2)`,
+:math:`\mathrm{Var}\,\zeta = C_W^2(3\langle\sigma'^4\rangle - \langle\sigma'^2\rangle^2)`,
+:math:`\mathrm{Cov} = C_W^2(\langle\sigma^2\sigma'^2\rangle - \langle\sigma^2\rangle\langle\sigma'^2\rangle)`.
+Then :math:`n\mathrm{Var}\,\hat\Theta = \sum_\ell c_\ell^\top\Sigma_\ell c_\ell` with :math:`c_\ell` the
+responses of :math:`\delta\hat\Theta = \sum_\ell(\beta_\ell\delta S_\ell + K_\ell\delta B_\ell)` to the two
+noises (PDLT ch. 8 gives the same object as the :math:`A`, :math:`B` tensors). Closed forms: deep
+linear, bias-free, :math:`C_W = 1`, :math:`|x|^2/d = 1`: :math:`2\sum_{j=1}^{L}[(L+1-j)^2 + j^2]`;
+bias-free ReLU at :math:`C_W = 2`: :math:`\sum_j[20(L+1-j)^2 + 20j^2 + 8j(L+1-j)]` (the
+:math:`\propto L^3/n` growth behind Hanin & Nica's :math:`e^{5L/n}` law). Checked against
+:func:`monte_carlo_ntk` (tests).
+
 Exact results (no expansion) for piecewise-linear activations
 :math:`\sigma = a\min(z,0) + b\max(z,0)` (ReLU, leaky ReLU, linear): :math:`\sigma(z)^2 = S\,r`
 with :math:`r` independent of the scale, :math:`m = \mathbb E r = (a^2+b^2)/2`,
@@ -179,6 +198,7 @@ class _NTKMoments:
     dsq_sq: float  # <s'^2 s^2>
     z_ds_s: float  # <z s' s>
     z2_dsq: float  # <z^2 s'^2>
+    dsq2: float  # <s'^4>
 
 
 def _ntk_moments(act: Activation, K: float) -> _NTKMoments:
@@ -191,6 +211,7 @@ def _ntk_moments(act: Activation, K: float) -> _NTKMoments:
         dsq_sq=gaussian_average(lambda z: (fd(z) * f(z)) ** 2, K),
         z_ds_s=gaussian_average(lambda z: z * fd(z) * f(z), K),
         z2_dsq=gaussian_average(lambda z: (z * fd(z)) ** 2, K),
+        dsq2=gaussian_average(lambda z: fd(z) ** 4, K),
     )
 
 
@@ -234,6 +255,54 @@ def _ntk_mean_nlo(mlp: MLP, K: NDArray[np.float64], top: int) -> tuple[float, fl
     return float(t0), float(T1)
 
 
+def _ntk_variance(mlp: MLP, K: NDArray[np.float64], top: int) -> float:
+    """lim n Var(NTK) of a neuron of preactivation layer ``top`` for one input: the NTK's
+    fluctuation is linear in the fresh noises of every hidden layer (module docstring)."""
+    act = mlp.activation
+    M = top
+    if M <= 1:
+        return 0.0
+    mos = [(_moments(act, float(K[m - 1])), _ntk_moments(act, float(K[m - 1]))) for m in range(1, M)]
+    chi_par = [mlp.weight_vars[m] * mos[m - 1][0].d1 for m in range(1, M)]
+    chi_perp = [mlp.weight_vars[m] * mos[m - 1][1].dsq for m in range(1, M)]
+    dchi_perp = [mlp.weight_vars[m] * mos[m - 1][1].dsq_1 for m in range(1, M)]
+    beta = np.ones(M + 1)  # beta[l] = E B_l at infinite width, l = 1 .. M
+    for m in range(M - 1, 0, -1):
+        beta[m] = chi_perp[m - 1] * beta[m + 1]
+
+    def response(src: int, kind: str) -> float:
+        """d Theta / d(fresh noise of layer src): kind 'f' feeds S_{src+1}, 'b' feeds B_src."""
+        dS = np.zeros(M + 1)
+        if kind == "f":
+            dS[src + 1] = 1.0
+            for m in range(src + 1, M):
+                dS[m + 1] = chi_par[m - 1] * dS[m]
+        dB = np.zeros(M + 2)
+        for m in range(M - 1, 0, -1):  # delta B_m = chi_perp dB_{m+1} + beta_{m+1}(chi_perp' dS_m + noise)
+            dB[m] = chi_perp[m - 1] * dB[m + 1] + beta[m + 1] * dchi_perp[m - 1] * dS[m]
+            if kind == "b" and m == src:
+                dB[m] += beta[m + 1]
+        return float(sum(beta[m] * dS[m] + K[m - 1] * dB[m] for m in range(1, M + 1)))
+
+    total = 0.0
+    for m in range(1, M):
+        mo, nm = mos[m - 1]
+        cw = mlp.weight_vars[m]
+        cov = (
+            cw
+            * cw
+            * np.array(
+                [
+                    [mo.m4 - mo.m2**2, nm.dsq_sq - mo.m2 * nm.dsq],
+                    [nm.dsq_sq - mo.m2 * nm.dsq, 3 * nm.dsq2 - nm.dsq**2],
+                ]
+            )
+        )
+        c = np.array([response(m, "f"), response(m, "b")])
+        total += float(c @ cov @ c)
+    return total
+
+
 @dataclass(frozen=True)
 class FiniteWidthStatistics:
     r"""Per preactivation layer l = 1 .. depth+1 (arrays of length depth + 1; see module docstring).
@@ -245,7 +314,8 @@ class FiniteWidthStatistics:
     where known (piecewise-linear activations), else None; ``chi_parallel``, ``chi_perp`` : the
     susceptibilities of the map from layer l to l+1 (nan for the output layer); ``ntk`` :
     the infinite-width NTK :math:`\Theta` of a neuron of layer l and ``ntk_nlo`` its finite-width
-    shift, :math:`\mathbb E\hat\Theta = \Theta + \mathrm{ntk\_nlo}/n` (NTK parameterisation).
+    shift, :math:`\mathbb E\hat\Theta = \Theta + \mathrm{ntk\_nlo}/n` (NTK parameterisation);
+    ``ntk_variance`` : :math:`\lim n\,\mathrm{Var}\,\hat\Theta`.
     """
 
     width: int
@@ -260,6 +330,7 @@ class FiniteWidthStatistics:
     kernel_nlo_exact: NDArray[np.float64] | None
     ntk: NDArray[np.float64] | None = None
     ntk_nlo: NDArray[np.float64] | None = None
+    ntk_variance: NDArray[np.float64] | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -284,6 +355,7 @@ class FiniteWidthStatistics:
                     "chi_perp": _num(self.chi_perp[i]),
                     "ntk": None if self.ntk is None else float(self.ntk[i]),
                     "ntk_nlo": None if self.ntk_nlo is None else float(self.ntk_nlo[i]),
+                    "ntk_variance": None if self.ntk_variance is None else float(self.ntk_variance[i]),
                 }
             )
         return {
@@ -354,8 +426,10 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
         exact_nlo = n * (ES - K)  # zero: E S is exactly K for piecewise-linear activations
     ntk = np.empty(L + 1)
     ntk_nlo = np.empty(L + 1)
+    ntk_var = np.empty(L + 1)
     for top in range(1, L + 2):
         ntk[top - 1], ntk_nlo[top - 1] = _ntk_mean_nlo(mlp, K, top)
+        ntk_var[top - 1] = _ntk_variance(mlp, K, top)
     ratio = L / n
     if ratio > 0.5 or np.nanmax(cumulant) > 0.5:
         warnings.warn(
@@ -377,6 +451,7 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
         kernel_nlo_exact=exact_nlo,
         ntk=ntk,
         ntk_nlo=ntk_nlo,
+        ntk_variance=ntk_var,
         meta={"activation": act.name, "weight_var": list(mlp.weight_vars), "bias_var": list(mlp.bias_vars)},
     )
 
