@@ -332,7 +332,7 @@ def test_finite_width_summary_recovers_a_one_over_width_law():
     assert _finite_width_summary({(64, 10): [{"test_error": 1.0, "infinite_width_same_data": 1.0}] * 3}) == {}
 
 
-def test_finite_width_summary_removes_per_run_monte_carlo_noise():
+def test_finite_width_summary_removes_per_run_monte_carlo_noise(tmp_path):
     """Runs whose measured gap is -3/n plus Gaussian sampling noise of known standard error
     (stored as test_error_se, 0.4% of E_GP): the noise floor is that error at every width, and
     removing it in quadrature recovers the true RMS gap 3/n and the 1/n law, including at widths
@@ -364,3 +364,8 @@ def test_finite_width_summary_removes_per_run_monte_carlo_noise():
         assert r["rms_residual"] == pytest.approx(sigma, rel=0.1)  # the prediction is exact here
     assert fw["widths_in_fit"] == [32, 64, 128, 256]
     assert fw["slope"] == pytest.approx(-1.0, abs=0.06)
+    assert len(fw["rows"][0]["pairs"]) == 400  # per-run (g, h) for the scatter panel
+    from fieldcurve.validation.report import _plot_finite_width
+
+    _plot_finite_width({20: fw}, tmp_path / "fw.png")
+    assert (tmp_path / "fw.png").stat().st_size > 10_000

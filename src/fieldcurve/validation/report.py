@@ -158,6 +158,7 @@ def _finite_width_summary(extra: dict[tuple[int, int], list[dict]]) -> dict:
                 "residual_se": float((g - h).std(ddof=1) / sq),
                 "improvement": rms_g / rms_r if rms_r > 0 else math.inf,
                 "slope_on_prediction": float(g @ h / (h @ h)) if h @ h > 0 else math.nan,
+                "pairs": [[float(a), float(b)] for a, b in zip(g, h, strict=True)],
                 "correlation": float(np.corrcoef(g, h)[0, 1])
                 if np.std(g) > 0 and np.std(h) > 0
                 else math.nan,
@@ -329,8 +330,9 @@ def _plot_finite_width(fw: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, (ax, sc) = plt.subplots(1, 2, figsize=(12.0, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    _scatter_finite_width(fw, sc)
     for i, (P, f) in enumerate(fw.items()):
         c = colors[i % len(colors)]
         n = np.array([r["width"] for r in f["rows"]], dtype=float)
@@ -364,6 +366,32 @@ def _plot_finite_width(fw: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _scatter_finite_width(fw: dict, ax: Any) -> None:
+    """Measured gap g against the predicted gap h, one point per run, coloured by width."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    rows = [(P, r) for P, f in fw.items() for r in f["rows"]]
+    widths = sorted({r["width"] for _, r in rows})
+    lim = 0.0
+    for P, r in rows:
+        g, h = np.array(r["pairs"]).T
+        c = cmap(widths.index(r["width"]) / max(len(widths) - 1, 1))
+        label = f"n = {r['width']}" + (f", P = {P}" if len(fw) > 1 else "")
+        ax.scatter(h, g, s=14, color=c, label=label)
+        lim = max(lim, float(np.max(np.abs(np.r_[g, h]))))
+    lim *= 1.05
+    ax.plot([-lim, lim], [-lim, lim], color="gray", lw=0.8, label="measured = predicted")
+    ax.axhline(0.0, color="gray", lw=0.5, ls=":")
+    ax.axvline(0.0, color="gray", lw=0.5, ls=":")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("predicted gap h = ΔE / (n E_GP)")
+    ax.set_ylabel("measured gap g = E_n / E_GP − 1")
+    ax.set_title("per data set: trained vs infinitely wide network")
+    ax.legend(fontsize=7)
 
 
 def _plot(summary: dict, experiment: Experiment, path: Path) -> None:
