@@ -110,7 +110,7 @@ def mlp_taylor_coefficients(mlp: Any, kind: str, n_max: int, d: int | None) -> N
         w, b = mlp.weight_vars[layer], mlp.bias_vars[layer]
         if want_ntk and standard:
             theta = n_in * k + w * theta
-            theta[0] += 1.0 if b > 0 else 0.0
+            theta[0] += 1.0 if mlp.has_bias[layer] else 0.0
         k = w * k
         k[0] += b
         q = w * q + b

@@ -3,7 +3,10 @@ r"""Infinite-width kernels of deep fully connected networks, and dot-product ker
 Conventions (neural-tangents, Novak et al. 2020): the input kernel is :math:`K^0 = x\cdot x'/d`.
 An :class:`MLP` of ``depth`` L is L hidden layers (Dense then activation) and a linear readout
 Dense. Every Dense ``i`` has weight variance :math:`\sigma_{w,i}^2` and bias variance
-:math:`\sigma_{b,i}^2` (``bias_var == 0`` means *no bias parameter*).
+:math:`\sigma_{b,i}^2`. Whether a Dense has a bias *parameter* is ``MLP.bias``: by default
+(``"auto"``) iff :math:`\sigma_{b,i}^2 > 0`; ``"trainable"`` gives every Dense a trained bias, also
+one initialised at zero (:math:`\sigma_b^2 = 0`, the default of Flax/Haiku Dense layers,
+neural-tangents ``b_std=0``); ``"none"`` gives none.
 
 NTK parameterisation (Jacot et al. 2018), per Dense then activation:
 
@@ -14,7 +17,10 @@ NTK parameterisation (Jacot et al. 2018), per Dense then activation:
 with :math:`(u,v)\sim\mathcal N(0, K)` and :math:`\Theta = 0` before the first Dense.
 Standard parameterisation (weights :math:`\mathcal N(0,\sigma_w^2/n_{in})`, trained directly): the
 NNGP is the same and :math:`\Theta \leftarrow n_{in}K + \sigma_w^2\Theta + [\text{bias}]`, with
-:math:`n_{in} = d` for the first layer and ``width`` after it (Sohl-Dickstein et al. 2020).
+:math:`n_{in} = d` for the first layer and ``width`` after it (Sohl-Dickstein et al. 2020), and
+:math:`[\text{bias}] = 1` iff the Dense has a bias parameter (its gradient is 1 whatever its
+initial variance). In the NTK parameterisation the bias enters as :math:`\sigma_b\beta`, so a
+zero-variance bias adds nothing and ``bias`` changes no kernel there.
 
 On the sphere :math:`|x|^2 = d` every diagonal entry follows the single-input recursion, so the
 kernels are functions :math:`k(t)` of the cosine :math:`t = x\cdot x'/d`; in the NTK
@@ -27,7 +33,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import mpmath
 import numpy as np
@@ -57,6 +63,7 @@ __all__ = [
 ]
 
 _PARAMETERIZATIONS = ("ntk", "standard")
+_BIAS_MODES = ("auto", "trainable", "none")
 
 
 def _per_layer(values: float | Sequence[float], n: int, name: str) -> tuple[float, ...]:
@@ -91,6 +98,21 @@ class MLP:
         ``"ntk"`` (default) or ``"standard"`` (needs ``width`` for the NTK).
     width
         Hidden width n; needed by the standard parameterisation's NTK and finite-width work.
+    bias
+        Which Dense layers have a bias parameter. ``"auto"`` (default): those with
+        ``bias_var > 0``. ``"trainable"``: every Dense, initialised :math:`\mathcal N(0,
+        \sigma_b^2)` (``bias_var`` may be 0: a zero-initialised trained bias, neural-tangents
+        ``stax.Dense(..., b_std=0)``). ``"none"``: no Dense has one (every ``bias_var`` must be 0).
+        Only the standard-parameterisation NTK depends on it, through a :math:`+1` per Dense
+        that has a bias (Sohl-Dickstein et al. 2020, eq. 6); the NNGP and the NTK
+        parameterisation's NTK are the same for every choice.
+
+    Attributes
+    ----------
+    weight_vars, bias_vars : tuple of float
+        One variance per Dense layer (readout last).
+    has_bias : tuple of bool
+        Whether each Dense layer has a bias parameter (readout last), from ``bias``.
     """
 
     depth: int
@@ -99,8 +121,10 @@ class MLP:
     bias_var: float | Sequence[float] = 0.0
     parameterization: str = "ntk"
     width: int | None = None
+    bias: Literal["auto", "trainable", "none"] = "auto"
     weight_vars: tuple[float, ...] = field(init=False, repr=False)
     bias_vars: tuple[float, ...] = field(init=False, repr=False)
+    has_bias: tuple[bool, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         depth = check_nonneg_int(self.depth, "depth")
@@ -108,6 +132,17 @@ class MLP:
         object.__setattr__(self, "activation", get_activation(self.activation))
         object.__setattr__(self, "weight_vars", _per_layer(self.weight_var, depth + 1, "weight_var"))
         object.__setattr__(self, "bias_vars", _per_layer(self.bias_var, depth + 1, "bias_var"))
+        if not isinstance(self.bias, str) or self.bias not in _BIAS_MODES:
+            raise ValueError(f"bias must be one of {_BIAS_MODES}, got {self.bias!r}")
+        if self.bias == "none" and any(v > 0 for v in self.bias_vars):
+            raise ValueError(
+                f"bias='none' needs bias_var = 0 in every Dense layer, got bias_var = {list(self.bias_vars)}"
+            )
+        if self.bias == "auto":
+            has_bias = tuple(v > 0 for v in self.bias_vars)
+        else:
+            has_bias = (self.bias == "trainable",) * (depth + 1)
+        object.__setattr__(self, "has_bias", has_bias)
         if self.parameterization not in _PARAMETERIZATIONS:
             raise ValueError(
                 f"parameterization must be one of {_PARAMETERIZATIONS}, got {self.parameterization!r}"
@@ -278,7 +313,7 @@ class MLPKernel(Kernel):
         for layer in range(mlp.depth + 1):
             w, b = mlp.weight_vars[layer], mlp.bias_vars[layer]
             if want_ntk and standard:
-                theta = n_in * k12 + w * theta + (1.0 if b > 0 else 0.0)
+                theta = n_in * k12 + w * theta + (1.0 if mlp.has_bias[layer] else 0.0)
             if use_gap:
                 root_w = ops.sqrt(ops.const(w))
                 diff = root_w * (ops.sqrt(k11) - ops.sqrt(k22))
@@ -409,7 +444,7 @@ def _abrelu_tile(
         w, bias = mlp.weight_vars[layer], mlp.bias_vars[layer]
         if standard:
             T *= w
-            T += n_in * K + (1.0 if bias > 0 else 0.0)
+            T += n_in * K + (1.0 if mlp.has_bias[layer] else 0.0)
         K *= w
         K += bias
         if not standard:
