@@ -229,6 +229,15 @@ class Activation:
         Distance from the real axis of the nearest complex singularity of :math:`\phi`
         (``inf`` for entire functions); sets the quadrature rule and step. User callables get
         a conservative 1.0.
+    mp_fn
+        Optional :math:`\phi` of one mpmath number (any precision). Activations without closed
+        forms that have it get their Gaussian derivative moments from the arbitrary-precision
+        Hermite transform (:func:`fieldcurve.hermite.hermite_log_moments`), so the exact
+        power-series spectrum route covers them.
+    zero_class
+        ``(parity, start)``: the moments :math:`g_m` of that parity vanish identically from
+        ``start`` on (``(0, 0)`` odd, ``(1, 1)`` even, ``(0, 2)`` constant + odd, ``(1, 3)``
+        linear + even), or ``None``.
     """
 
     name: str
@@ -241,6 +250,18 @@ class Activation:
     singularity_distance: float = 1.0
     scale_invariant_degree: int | None = field(default=None, repr=False)
     abrelu_params: tuple[float, float] | None = field(default=None, repr=False)
+    mp_fn: Callable[[Any], Any] | None = field(default=None, repr=False)
+    zero_class: tuple[int, int] | None = field(default=None, repr=False)
+    verify_moments: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.log_moments is None and self.mp_fn is not None:
+            object.__setattr__(self, "log_moments", _hermite_moment_fn(self))
+
+    @property
+    def parity(self) -> str | None:
+        r"""``"odd"`` or ``"even"`` if :math:`\phi` is, else ``None`` (from :attr:`zero_class`)."""
+        return {(0, 0): "odd", (1, 1): "even"}.get(self.zero_class) if self.zero_class else None
 
     def __call__(self, x: Any) -> Any:
         return self.fn(np.asarray(x, dtype=np.float64))
@@ -660,6 +681,59 @@ def _monomial_moments(k: int) -> MomentFn:
     return log_moments
 
 
+def _hermite_moment_fn(act: Activation) -> MomentFn:
+    """log|g_m(q)| from the arbitrary-precision Hermite transform of ``act.mp_fn``.
+
+    Raises ArithmeticError when a moment cannot be resolved to 1e-12 relative (the spectrum's
+    series route then steps aside and the other routes report their own errors).
+    """
+
+    def log_moments(q: float, M: int) -> NDArray[np.float64]:
+        from fieldcurve.hermite import hermite_log_moments, max_hermite_order
+
+        if M > max_hermite_order():
+            raise ArithmeticError(
+                f"{act.name}: {M} Gaussian derivative moments requested, more than the Hermite"
+                f" transform's limit {max_hermite_order()}"
+            )
+        res = hermite_log_moments(
+            act.mp_fn,
+            float(q),
+            int(M),
+            strip=act.singularity_distance,
+            verify=act.verify_moments,
+            zero_class=act.zero_class,
+            key=(act.name, act.mp_fn),
+        )
+        if res.max_relative_error > 1e-12:
+            raise ArithmeticError(
+                f"{act.name}: Gaussian derivative moments at q = {q:g} resolved only to"
+                f" {res.max_relative_error:.1e} relative"
+            )
+        return res.log_abs
+
+    return log_moments
+
+
+def _mp_tanh(x: Any) -> Any:
+    return mpmath.tanh(x)
+
+
+def _mp_sigmoid(x: Any) -> Any:
+    # 1/2 + tanh(x/2)/2: exactly "constant + odd" in any precision
+    return (1 + mpmath.tanh(x / 2)) / 2
+
+
+def _mp_silu(x: Any) -> Any:
+    # x/2 + (x/2) tanh(x/2): linear + even
+    return x * (1 + mpmath.tanh(x / 2)) / 2
+
+
+def _mp_softplus(x: Any) -> Any:
+    # max(x, 0) + log1p(e^{-|x|}), no overflow and no loss for large |x|
+    return (x if x > 0 else mpmath.mpf(0)) + mpmath.log1p(mpmath.exp(-abs(x)))
+
+
 # --------------------------------------------------------------------------- constructors
 def abrelu(a: float, b: float) -> Activation:
     r""":math:`\phi(x) = a\min(x, 0) + b\max(x, 0)`; ``abrelu(0, 1)`` is ReLU, ``abrelu(-1, 1)`` is
@@ -679,6 +753,7 @@ def abrelu(a: float, b: float) -> Activation:
         log_moments=_abrelu_moments(a, b),
         scale_invariant_degree=1,
         abrelu_params=(a, b),
+        zero_class=(1, 1) if a + b == 0 else (1, 3),
     )
 
 
@@ -701,6 +776,7 @@ def erf() -> Activation:
         closed_dual=_erf_dual,
         closed_dual_derivative=_erf_dual_derivative,
         log_moments=_erf_moments,
+        zero_class=(0, 0),
     )
 
 
@@ -713,6 +789,7 @@ def gelu() -> Activation:
         closed_dual=_gelu_dual,
         closed_dual_derivative=_gelu_dual_derivative,
         log_moments=_gelu_moments,
+        zero_class=(1, 3),
     )
 
 
@@ -725,6 +802,7 @@ def sin() -> Activation:
         closed_dual=_sin_dual,
         closed_dual_derivative=_cos_dual,
         log_moments=_trig_moments(0),
+        zero_class=(0, 0),
     )
 
 
@@ -737,6 +815,7 @@ def cos() -> Activation:
         closed_dual=_cos_dual,
         closed_dual_derivative=_sin_dual,
         log_moments=_trig_moments(1),
+        zero_class=(1, 1),
     )
 
 
@@ -759,6 +838,7 @@ def monomial(k: int) -> Activation:
         closed_dual_derivative=dual_d,
         log_moments=_monomial_moments(k),
         scale_invariant_degree=k,
+        zero_class=(1 - k % 2, 1 - k % 2),
     )
 
 
@@ -774,6 +854,8 @@ def tanh() -> Activation:
         fn=np.tanh,
         derivative=lambda x: 1.0 - np.tanh(x) ** 2,
         singularity_distance=math.pi / 2,
+        mp_fn=_mp_tanh,
+        zero_class=(0, 0),
     )
 
 
@@ -784,6 +866,8 @@ def sigmoid() -> Activation:
         fn=sc.expit,
         derivative=lambda x: sc.expit(x) * (1.0 - sc.expit(x)),
         singularity_distance=math.pi,
+        mp_fn=_mp_sigmoid,
+        zero_class=(0, 2),
     )
 
 
@@ -794,6 +878,8 @@ def silu() -> Activation:
         fn=lambda x: x * sc.expit(x),
         derivative=lambda x: sc.expit(x) * (1.0 + x * (1.0 - sc.expit(x))),
         singularity_distance=math.pi,
+        mp_fn=_mp_silu,
+        zero_class=(1, 3),
     )
 
 
@@ -804,6 +890,8 @@ def softplus() -> Activation:
         fn=lambda x: np.logaddexp(0.0, x),
         derivative=sc.expit,
         singularity_distance=math.pi,
+        mp_fn=_mp_softplus,
+        zero_class=(1, 3),
     )
 
 
@@ -846,8 +934,13 @@ def _numerical_derivative(fn: Callable) -> Callable:
 def get_activation(activation: str | Activation | Callable, derivative: Callable | None = None) -> Activation:
     """Resolve an activation given by name, :class:`Activation`, or vectorised callable.
 
-    A plain callable gets Gauss–Hermite duals; its derivative is ``derivative`` if given, else
+    A plain callable gets quadrature duals; its derivative is ``derivative`` if given, else
     a Richardson-extrapolated central difference (about 1e-10 relative for smooth functions).
+    If the callable also accepts an mpmath number and returns one (written with operations that
+    work on both, e.g. ``lambda x: x * mpmath.tanh(x)`` does not but ``lambda x: x * x / (1 + x * x)``
+    does), its Gaussian derivative moments come from the arbitrary-precision Hermite transform
+    (checked by a second independent rule), so its spectra use the exact series route; its
+    symmetry (odd, even, constant + odd, linear + even) is detected at 60 digits.
     """
     if isinstance(activation, Activation):
         return activation
@@ -861,9 +954,37 @@ def get_activation(activation: str | Activation | Callable, derivative: Callable
         return _REGISTRY[key]()
     if callable(activation):
         name = getattr(activation, "__name__", "custom")
+        mp_fn = _mp_compatible(activation)
         return Activation(
             name=name,
             fn=activation,
             derivative=derivative if derivative is not None else _numerical_derivative(activation),
+            mp_fn=mp_fn,
+            zero_class=None if mp_fn is None else _detect_zero_class(mp_fn),
+            verify_moments=True,
         )
     raise TypeError(f"activation must be a name, an Activation or a callable, got {activation!r}")
+
+
+def _detect_zero_class(fn: Callable[[Any], Any]) -> tuple[int, int] | None:
+    from fieldcurve.hermite import detect_zero_class
+
+    return detect_zero_class(fn)
+
+
+def _mp_compatible(fn: Callable) -> Callable[[Any], Any] | None:
+    """``fn`` itself if it maps mpmath numbers to real mpmath numbers consistently with its float
+    values (written with mpmath-compatible operations), else None."""
+    try:
+        with mpmath.workdps(40):
+            points = [mpmath.mpf(v) / 7 for v in (-9, -2, 3, 11)]
+            values = [fn(x) for x in points]
+        if not all(isinstance(v, mpmath.mpf) for v in values):
+            return None
+        floats = np.asarray(fn(np.array([float(x) for x in points])), dtype=np.float64)
+    except Exception:  # any failure means "not mpmath-compatible"
+        return None
+    ref = np.array([float(v) for v in values])
+    if floats.shape != ref.shape or not np.allclose(floats, ref, rtol=1e-9, atol=1e-12):
+        return None
+    return fn

@@ -220,7 +220,8 @@ def _quadrature(kernel: Kernel, d: int, lmax: int) -> tuple[NDArray, NDArray]:
     n = _node_count(lmax, d)
     lam, mag = _quadrature_once(kernel, d, lmax, n)
     lam2, _ = _quadrature_once(kernel, d, lmax, n + n // 2)
-    err = np.abs(lam2 - lam) + 4e-15 * mag
+    # round-off of the sum plus the kernel's own evaluation error, which finer rules do not reduce
+    err = np.abs(lam2 - lam) + (4e-15 + _evaluation_rtol(kernel)) * mag
     return lam2, err
 
 
@@ -433,6 +434,17 @@ def _hp_backend(kernel: Kernel) -> str:
     return "arb" if (ARB_OPS is not None and kernel.supports_arb) else "mpmath"
 
 
+def _kernel_parity(kernel: Kernel) -> str | None:
+    """``"odd"``/``"even"`` when k(t) has that exact symmetry (declared by the kernel), else None."""
+    parity = getattr(kernel, "parity", None)
+    return parity if parity in ("odd", "even") else None
+
+
+def _evaluation_rtol(kernel: Kernel) -> float:
+    """Relative accuracy of the kernel's double-precision evaluation (4e-15 if not declared)."""
+    return float(getattr(kernel, "evaluation_rtol", 4e-15))
+
+
 def _structural_zeros(kernel: Kernel, d: int, lmax: int) -> frozenset[int]:
     r"""Degrees whose eigenvalue vanishes by the kernel's parity structure.
 
@@ -590,11 +602,6 @@ def spectrum(
     err = np.full(lmax + 1, np.inf)
     methods = ["none"] * (lmax + 1)
 
-    def take(route: str, values_log: NDArray, signs: NDArray, errors: NDArray) -> None:
-        for l in range(lmax + 1):
-            if errors[l] < err[l] or methods[l] == "none":
-                log_lam[l], sign[l], err[l], methods[l] = values_log[l], signs[l], errors[l], route
-
     def resolved(l: int) -> bool:
         # compared in logarithms: eigenvalues may underflow double precision
         if err[l] == 0:
@@ -605,6 +612,21 @@ def spectrum(
 
     def unresolved_degrees() -> list[int]:
         return [int(l) for l in degrees if not resolved(int(l))]
+
+    parity = _kernel_parity(kernel)
+    if parity is not None:
+        # k(t) is exactly odd (even): every even (odd) degree vanishes identically
+        vanishing = 0 if parity == "odd" else 1
+        zero_log = np.where(degrees % 2 == vanishing, -np.inf, np.nan)
+        for l in range(vanishing, lmax + 1, 2):
+            log_lam[l], sign[l], err[l], methods[l] = zero_log[l], 1.0, 0.0, "parity"
+
+    def take(route: str, values_log: NDArray, signs: NDArray, errors: NDArray) -> None:
+        for l in range(lmax + 1):
+            if methods[l] == "parity":
+                continue
+            if errors[l] < err[l] or methods[l] == "none":
+                log_lam[l], sign[l], err[l], methods[l] = values_log[l], signs[l], errors[l], route
 
     if method in ("auto", "series"):
         n_terms = series_terms or _series_terms_needed(lmax, d)
@@ -621,7 +643,11 @@ def spectrum(
     if method == "mpmath" or (method == "auto" and kernel.has_mp):
         if method == "mpmath" and not kernel.has_mp:
             raise ValueError(f"{kernel.name} has no arbitrary-precision evaluation (mpmath/arb)")
-        bad = [int(l) for l in degrees] if method == "mpmath" else unresolved_degrees()
+        bad = (
+            [int(l) for l in degrees if methods[l] != "parity"]
+            if method == "mpmath"
+            else unresolved_degrees()
+        )
         if bad:
             start = 30
             if method == "auto":
@@ -637,7 +663,7 @@ def spectrum(
             refined = _mp_refine(kernel, d, lmax, bad, rtol, max_dps, min(start, max_dps), zeros)
             for l, (lv, sg, rel) in refined.items():
                 abs_err = rel * math.exp(lv) if math.isfinite(lv) else rel
-                if method == "mpmath" or abs_err < err[l]:
+                if methods[l] != "parity" and (method == "mpmath" or abs_err < err[l]):
                     log_lam[l], sign[l], err[l], methods[l] = lv, sg, abs_err, "mpmath"
 
     with np.errstate(over="ignore", invalid="ignore"):
