@@ -302,9 +302,15 @@ def _zb_mlp(case: dict, bias: str) -> fc.MLP:
 def test_trainable_zero_bias_agrees_with_neural_tangents(case):
     """``bias="trainable"`` is stax ``Dense(..., b_std=0)`` (a trained bias initialised at zero):
     NNGP and NTK within 1e-12 relative of neural-tangents 0.6.5 (tests/data/
-    make_nt_zero_bias_reference.py), and ``bias="auto"`` is ``b_std=None`` where bias_var = 0."""
+    make_nt_zero_bias_reference.py), and ``bias="auto"`` is ``b_std=None`` where bias_var = 0;
+    also with an all-zero input row (zero preactivation variance without bias)."""
     i = case["index"]
-    X = {"11": (ZB_REF["x1"], None), "12": (ZB_REF["x1"], ZB_REF["x2"])}
+    X = {
+        "11": (ZB_REF["x1"], None),
+        "12": (ZB_REF["x1"], ZB_REF["x2"]),
+        "zz": (ZB_REF["x_zero"], None),  # an all-zero input row
+        "z1": (ZB_REF["x_zero"], ZB_REF["x1"]),
+    }
     for bias, key in (("trainable", "ntk"), ("auto", "ntk_nobias")):
         mlp = _zb_mlp(case, bias)
         for tag, (X1, X2) in X.items():
@@ -406,3 +412,149 @@ def test_trainable_zero_bias_ntk_against_explicit_jacobian_monte_carlo():
     # and the network without bias parameters matches the bias-free formula
     mean0, se0 = _explicit_standard_ntk(X, depth, wv, n, 300, 12, trainable_bias=False)
     assert np.all(np.abs(mean0 - no_bias) <= 4 * se0 + 0.02 * np.abs(no_bias)), (mean0, no_bias, se0)
+
+
+# --------------------------------------------------------------------------- Gram edges (abrelu family)
+def _mp_abrelu_gram(mlp: fc.MLP, X1, X2=None, dps: int = 50):
+    """Independent oracle: the arc-cosine recursion (Cho & Saul 2009) at ``dps`` digits on the
+    exact input kernel x.x'/d of the stored float64 inputs (rational arithmetic), for
+    phi = a min(x, 0) + b max(x, 0). A zero variance is an input independent of the other
+    (angle pi/2), the convention of neural-tangents' stax.ABRelu."""
+    from fractions import Fraction
+
+    import mpmath as mp
+
+    a, b = mlp.activation.abrelu_params
+    X2 = X1 if X2 is None else X2
+    d = X1.shape[1]
+    F1 = [[Fraction(float(v)) for v in row] for row in X1]
+    F2 = [[Fraction(float(v)) for v in row] for row in X2]
+
+    def dot(u, v):
+        return sum((p * q for p, q in zip(u, v, strict=True)), Fraction(0)) / d
+
+    with mp.workdps(dps):
+        to_mp = lambda fr: mp.mpf(fr.numerator) / fr.denominator  # noqa: E731
+        A = (mp.mpf(a) ** 2 + mp.mpf(b) ** 2) / 2
+        B = (mp.mpf(a) - mp.mpf(b)) ** 2 / (2 * mp.pi)
+        nngp = np.empty((len(F1), len(F2)))
+        ntk = np.empty_like(nngp)
+        for i, u in enumerate(F1):
+            for j, v in enumerate(F2):
+                k11, k12, k22 = to_mp(dot(u, u)), to_mp(dot(u, v)), to_mp(dot(v, v))
+                th, n_in = mp.mpf(0), d
+                for layer in range(mlp.depth + 1):
+                    w, bias = mp.mpf(mlp.weight_vars[layer]), mp.mpf(mlp.bias_vars[layer])
+                    if mlp.parameterization == "standard":
+                        th = n_in * k12 + w * th + (1 if mlp.has_bias[layer] else 0)
+                    k11, k12, k22 = w * k11 + bias, w * k12 + bias, w * k22 + bias
+                    if mlp.parameterization == "ntk":
+                        th = k12 + w * th
+                    if layer == mlp.depth:
+                        break
+                    if k11 * k22 == 0:
+                        sin_s, ang = mp.mpf(0), mp.pi / 2
+                    else:
+                        sin_s = mp.sqrt(max(k11 * k22 - k12 * k12, 0))  # s sin(angle)
+                        ang = mp.atan2(sin_s, k12)
+                    th *= A - B * ang
+                    k11, k12, k22 = A * k11, A * k12 + B * (sin_s - ang * k12), A * k22
+                    n_in = mlp.width
+                nngp[i, j], ntk[i, j] = float(k12), float(th)
+    return nngp, ntk
+
+
+def _assert_matches_mp(mlp, X1, X2=None, rtol=1e-13):
+    ours = nngp_ntk_gram(mlp, X1, X2)
+    ref = _mp_abrelu_gram(mlp, X1, X2)
+    d1 = np.abs(np.diag(_mp_abrelu_gram(mlp, X1)[0]))
+    d2 = d1 if X2 is None else np.abs(np.diag(_mp_abrelu_gram(mlp, X2)[0]))
+    for kind, o, r in zip(("nngp", "ntk"), ours, ref, strict=True):
+        assert np.all(np.isfinite(o)), kind
+        # entries that vanish (ReLU at antiparallel pairs) count against the pair's scale
+        floor = 1e-3 * np.outer(np.sqrt(d1), np.sqrt(d2))
+        diff = np.abs(o - r)
+        scale = np.maximum(np.abs(r), floor)
+        err = np.where(diff == 0, 0.0, diff / np.where(scale > 0, scale, 1e-300))
+        assert err.max() <= rtol, (kind, err.max(), np.unravel_index(err.argmax(), err.shape))
+        if X2 is None:
+            assert np.array_equal(o, o.T)
+
+
+_EDGE_MLPS = {
+    "relu_L3": fc.MLP(3, "relu", 2.0, 0.0),
+    "relu_L3_bias": fc.MLP(3, "relu", 2.0, 0.1),
+    "leaky_L2_mixed_bias": fc.MLP(2, abrelu(0.1, 1.0), 1.7, [0.0, 0.2, 0.0]),
+    "abs_L2": fc.MLP(2, abrelu(-1.0, 1.0), 1.1, 0.05),
+    "relu_L2_standard_trainable": fc.MLP(
+        2, "relu", 2.0, 0.0, parameterization="standard", width=64, bias="trainable"
+    ),
+    "abrelu_L3_standard_bias": fc.MLP(3, abrelu(-0.3, 1.5), 1.3, 0.3, parameterization="standard", width=16),
+}
+
+
+def _edge_inputs():
+    """Generic rows, an exact positive multiple, an exact negative multiple, a repeated row and
+    an all-zero row (products of these floats by powers of two and by -1 are exact)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((7, 4))
+    X[2] = 2.0 * X[0]  # exactly parallel
+    X[3] = -0.5 * X[0]  # exactly antiparallel
+    X[4] = X[1]  # repeated
+    X[5] = -X[1] + 1e-9 * rng.standard_normal(4)  # nearly antiparallel
+    X[6] = 0.0
+    return X
+
+
+@pytest.mark.parametrize("name", list(_EDGE_MLPS))
+@pytest.mark.parametrize("scale", [1e-150, 1e-90, 1e-30, 1.0, 1e30, 1e77, 1e150])
+def test_gram_at_extreme_norms_against_mpmath(name, scale):
+    """Inputs scaled by 1e-150 .. 1e150 (x.x' itself would over- or underflow), with exactly
+    parallel, antiparallel, repeated and all-zero rows: every NNGP and NTK entry within 1e-13
+    relative of the 50-digit arc-cosine recursion on the exact input kernel."""
+    mlp = _EDGE_MLPS[name]
+    X = _edge_inputs() * scale
+    _assert_matches_mp(mlp, X)
+    _assert_matches_mp(mlp, X[:4], X[2:] * 0.75)
+
+
+def test_gram_with_mixed_extreme_norms_against_mpmath():
+    """Rows of norms 1e-150 .. 1e150 in one matrix (cross pairs of very different scale)."""
+    X = _edge_inputs()
+    X *= np.array([1e-150, 1e150, 1e-150, 3e140, 1e150, 1e-120, 1.0])[:, None]
+    for mlp in _EDGE_MLPS.values():
+        _assert_matches_mp(mlp, X)
+
+
+def test_gram_zero_row_is_finite_and_exact():
+    """ReLU with an all-zero input row and no bias: NNGP row exactly 0 (NTK parameterisation:
+    NTK row exactly 0 too); with a bias its preactivation variance is bias_var."""
+    X = _edge_inputs()
+    K, T = nngp_ntk_gram(fc.MLP(3, "relu", 2.0, 0.0), X)
+    assert np.all(K[6] == 0) and np.all(K[:, 6] == 0) and np.all(T[6] == 0)
+    K1 = fc.nngp_kernel(fc.MLP(1, "relu", 2.0, 0.3)).gram(X[6:7])
+    # one hidden layer: q = 0.3, E relu(u)^2 = q/2, output = 2 q/2 + 0.3
+    assert K1[0, 0] == pytest.approx(2 * 0.3 / 2 + 0.3, rel=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gram_random_extreme_inputs_against_mpmath(seed):
+    """Seeded random networks of the abrelu family and random inputs with log-uniform norms in
+    1e-150 .. 1e150, some rows repeated, negated or doubled."""
+    rng = np.random.default_rng(100 + seed)
+    a, b = rng.uniform(-1, 1), rng.uniform(0.2, 1.5)
+    depth = int(rng.integers(1, 4))
+    kw = {}
+    if rng.random() < 0.5:
+        kw = dict(parameterization="standard", width=int(rng.integers(2, 100)))
+        kw["bias"] = "trainable" if rng.random() < 0.5 else "auto"
+    bias_var = [float(v) if rng.random() < 0.5 else 0.0 for v in rng.uniform(0, 0.5, depth + 1)]
+    mlp = fc.MLP(depth, abrelu(a, b), float(rng.uniform(1.0, 2.5)), bias_var, **kw)
+    d = int(rng.integers(1, 6))
+    X = rng.standard_normal((7, d))
+    X[3] = -X[0]
+    X[4] = 4.0 * X[1]
+    X[5] = X[2]
+    X *= 10.0 ** rng.uniform(-150, 150, size=7)[:, None]
+    _assert_matches_mp(mlp, X)
+    _assert_matches_mp(mlp, X[:3], X[3:])

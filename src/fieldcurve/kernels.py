@@ -227,37 +227,6 @@ def _gram_inputs(X1: ArrayLike, X2: ArrayLike | None) -> tuple[NDArray[np.float6
 
 
 # --------------------------------------------------------------------------- MLP kernels
-def _input_gaps(
-    A: NDArray[np.float64],
-    B: NDArray[np.float64],
-    n1: NDArray[np.float64],
-    n2: NDArray[np.float64],
-    k12: NDArray[np.float64],
-) -> tuple[NDArray, NDArray]:
-    r""":math:`\sqrt{k_{11}k_{22}} \mp k_{12}` of the inputs without cancellation.
-
-    Equal to :math:`\tfrac12\sqrt{k_{11}k_{22}}\,\lVert\hat x \mp \hat x'\rVert^2` (unit vectors);
-    the direct difference (sum) is used for the few pairs with cosine above 1/2 (below -1/2).
-    """
-    s = np.sqrt(np.outer(n1, n2))
-    gaps = []
-    for sign in (1.0, -1.0):
-        gap = np.maximum(s - sign * k12, 0.0)
-        close = np.argwhere(sign * k12 > 0.5 * s)
-        if close.size:
-            na = np.sqrt(np.einsum("ij,ij->i", A, A))
-            nb = np.sqrt(np.einsum("ij,ij->i", B, B))
-            for start in range(0, len(close), 65536):
-                idx = close[start : start + 65536]
-                i, j = idx[:, 0], idx[:, 1]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    diff = A[i] / na[i, None] - sign * B[j] / nb[j, None]
-                vals = 0.5 * s[i, j] * np.einsum("ij,ij->i", diff, diff)
-                gap[i, j] = np.where(np.isfinite(vals), vals, gap[i, j])
-        gaps.append(gap)
-    return gaps[0], gaps[1]
-
-
 class MLPKernel(Kernel):
     """NNGP (``kind="nngp"``) or NTK (``kind="ntk"``) of an :class:`MLP`."""
 
@@ -276,6 +245,37 @@ class MLPKernel(Kernel):
     @property
     def has_mp(self) -> bool:
         return self.mlp.activation.has_closed_form
+
+    @property
+    def evaluation_rtol(self) -> float:
+        """Relative accuracy of :meth:`__call__`: round-off for closed-form duals, the 2-D
+        quadrature's documented 1e-12 per layer otherwise."""
+        act = self.mlp.activation
+        return 4e-15 if act.has_closed_form else 2e-12 * (self.mlp.depth + 1)
+
+    @property
+    def parity(self) -> str | None:
+        r"""``"odd"``/``"even"`` if :math:`k(t)` has that exact symmetry, else ``None``.
+
+        Odd: an odd activation (or depth 0) and no bias anywhere (no bias parameter either: a
+        trained bias adds a constant to the standard-parameterisation NTK). Even: an even
+        activation, depth >= 1 and no bias in the first Dense (later biases add constants).
+        """
+        mlp = self.mlp
+        act_parity = mlp.activation.parity
+        no_bias = not any(v > 0 for v in mlp.bias_vars) and not (
+            self.kind == "ntk" and mlp.parameterization == "standard" and any(mlp.has_bias)
+        )
+        if (mlp.depth == 0 or act_parity == "odd") and no_bias:
+            return "odd"
+        if (
+            act_parity == "even"
+            and mlp.depth >= 1
+            and mlp.bias_vars[0] == 0
+            and not (self.kind == "ntk" and mlp.parameterization == "standard" and mlp.has_bias[0])
+        ):
+            return "even"
+        return None
 
     def _needs_d(self, d: int | None) -> None:
         if self.kind == "ntk" and self.mlp.parameterization == "standard" and d is None:
@@ -413,25 +413,143 @@ class MLPKernel(Kernel):
         return mlp_taylor_coefficients(self.mlp, self.kind, n_max, d)
 
 
-def _diagonal_variances(mlp: MLP, sq: NDArray[np.float64]) -> list[NDArray[np.float64]]:
-    """Pre-activation variances q_l of each input, l = 1..depth (single-input recursion)."""
-    act = mlp.activation
+def _row_scales(A: NDArray[np.float64], d: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Unit rows :math:`\hat x = x/|x|` (zero rows stay zero) and :math:`s = |x|/\sqrt d`, without
+    overflow or underflow for any finite input (each row is scaled by its largest entry first)."""
+    m = np.max(np.abs(A), axis=1)
+    safe = np.where(m > 0, m, 1.0)
+    U = A / safe[:, None]
+    nu = np.sqrt(np.einsum("ij,ij->i", U, U))
+    U /= np.where(nu > 0, nu, 1.0)[:, None]
+    return U, m * (nu / math.sqrt(d))
+
+
+def _abrelu_sds(mlp: MLP, sd: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+    r"""Pre-activation standard deviations :math:`\sqrt{q_l}` of each input, l = 1..depth, for the
+    abrelu family: :math:`\sqrt{q} \leftarrow \mathrm{hypot}(\sigma_w\sqrt{A q}, \sigma_b)` with
+    :math:`\mathbb E\phi(u)^2 = A q`, :math:`A = (a^2+b^2)/2`; never squares a standard deviation."""
+    a, b = mlp.activation.abrelu_params
+    root_a = math.sqrt((a * a + b * b) / 2)
     out = []
-    q = sq
     for layer in range(mlp.depth):
-        q = mlp.weight_vars[layer] * q + mlp.bias_vars[layer]
-        out.append(q)
-        q = np.asarray(act.dual(q, q, q), dtype=np.float64)
+        w, bias = mlp.weight_vars[layer], mlp.bias_vars[layer]
+        sd = np.hypot(math.sqrt(w) * sd, math.sqrt(bias))
+        out.append(sd)
+        sd = root_a * sd
     return out
 
 
+def _abrelu_unit_step(
+    a: float, b: float, rho: NDArray[np.float64], gap: NDArray[np.float64], cogap: NDArray[np.float64]
+) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    r"""One abrelu layer at unit variances: :math:`(k_{12}', g_-', g_+', \mathbb E[\phi'\phi'])`
+        from :math:`(
+    ho, g_\mp = 1\mp
+    ho)`, as :func:`~fieldcurve.activations.abrelu_gap_step`
+        with :math:`k_{11} = k_{22} = 1`, except that past :math:`	heta = \pi/2` the new gap is
+        written in :math:`\delta = \pi - 	heta` as
+
+        .. math:: g_-' = 	frac12(a+b)^2 - 2ab\sin^2(\delta/2) - B(\sin\delta - \delta\cos\delta),
+
+        whose terms do not cancel when :math:`ab < 0` (e.g. :math:`|x|`, for which nearly antiparallel
+        inputs become nearly parallel: the form :math:`Ag_- - B(\sin	heta - 	heta\cos	heta)`
+        subtracts two numbers near 2 there and leaves an error of order :math:`\sqrt{\epsilon}` in
+        the next angle).
+    """
+    big_a, big_b = (a * a + b * b) / 2, (a - b) ** 2 / (2 * np.pi)
+    smtc = NUMPY_OPS.sin_minus_theta_cos
+    angle = 2 * np.arctan2(np.sqrt(np.maximum(gap, 0.0)), np.sqrt(np.maximum(cogap, 0.0)))
+    delta = np.pi - angle
+    far = angle > np.pi / 2
+    correction = big_b * (np.sin(angle) - angle * rho)
+    r = np.where(far, -a * b * np.cos(delta) + big_b * smtc(delta), big_a * rho + correction)
+    deriv = np.where(far, a * b + big_b * delta, big_a - big_b * angle)
+    half = np.sin(delta / 2)
+    gap_far = 0.5 * (a + b) ** 2 - 2 * a * b * half * half - big_b * smtc(delta)
+    new_gap = np.maximum(np.where(far, gap_far, big_a * gap - big_b * smtc(angle)), 0.0)
+    return r, new_gap, big_a * cogap + correction, deriv
+
+
+def _abrelu_normalised(
+    mlp: MLP,
+    sd1: NDArray[np.float64],
+    sd2: NDArray[np.float64],
+    rho: NDArray[np.float64],
+    gap: NDArray[np.float64],
+    cogap: NDArray[np.float64],
+    d: int,
+    same: bool,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""NNGP and NTK of the abrelu family on pairs given by scale and shape separately.
+
+    A pair's kernel :math:`[[k_{11}, k_{12}], [k_{12}, k_{22}]]` is carried as the standard
+    deviations :math:`\sigma_{1,2} = \sqrt{k_{11,22}}`, the correlation :math:`\rho = k_{12}/
+    (\sigma_1\sigma_2)` and the normalised gaps :math:`g_\mp = 1 \mp \rho` (computed without
+    cancellation), so no product of two variances is ever formed and the inputs may have any
+    norm that double precision holds (1e-150 .. 1e150 tested against 50 digits). A Dense layer
+    maps them, with :math:`\sigma_i' = \mathrm{hypot}(\sigma_w\sigma_i, \sigma_b)`,
+    :math:`c = \sigma_w^2\sigma_1\sigma_2/(\sigma_1'\sigma_2')`, :math:`s = \sigma_b^2/(\sigma_1'
+    \sigma_2')` and :math:`e = (\sigma_b\sigma_w(\sigma_1-\sigma_2)/(\sigma_1'\sigma_2'))^2/(1+c+s)`
+    (:math:`= 1 - c - s \ge 0`), to
+
+    .. math:: \rho' = c\rho + s,\qquad g_-' = c\,g_- + e,\qquad g_+' = c\,g_+ + e + 2s,
+
+    and an activation by :func:`_abrelu_unit_step` at unit variances (positive homogeneity:
+    :math:`\sigma_i \leftarrow \sqrt A\sigma_i`). A zero variance (a zero
+    input without bias) is an input independent of the other: :math:`\rho = 0`, angle
+    :math:`\pi/2`, so :math:`\mathbb E[\phi'\phi'] = (a+b)^2/4` (:math:`\phi'(0) = (a+b)/2`).
+    The NTK is accumulated in absolute units with :math:`k_{12} = \sigma_1\sigma_2\rho`.
+    """
+    a, b = mlp.activation.abrelu_params
+    big_a = (a * a + b * b) / 2
+    root_a = math.sqrt(big_a)
+    standard = mlp.parameterization == "standard"
+    rho, gap, cogap = rho.copy(), gap.copy(), cogap.copy()
+    theta = np.zeros(np.broadcast_shapes(sd1.shape, sd2.shape, rho.shape))
+    n_in = d
+    for layer in range(mlp.depth + 1):
+        w, bias = mlp.weight_vars[layer], mlp.bias_vars[layer]
+        if standard:
+            theta = n_in * (sd1 * sd2 * rho) + w * theta + (1.0 if mlp.has_bias[layer] else 0.0)
+        rw, rb = math.sqrt(w), math.sqrt(bias)
+        new1 = np.hypot(rw * sd1, rb)
+        new2 = new1 if same else np.hypot(rw * sd2, rb)
+        zero = (new1 == 0) | (new2 == 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1, r2 = rw * sd1 / new1, rw * sd2 / new2
+            b1, b2 = rb / new1, rb / new2
+            c = np.where(zero, 0.0, r1 * r2)
+            s = np.where(zero, 0.0, b1 * b2)
+            if bias > 0 and not same:
+                diff = b1 * (rw * (sd1 - sd2) / new2)
+                e = np.where(zero, 0.0, diff * diff / (1.0 + c + s))
+            else:
+                e = 0.0
+        rho = np.where(zero, 0.0, c * rho + s)
+        gap = np.where(zero, 1.0, c * gap + e)
+        cogap = np.where(zero, 1.0, c * cogap + e + 2 * s)
+        sd1, sd2 = new1, new2
+        if not standard:
+            theta = sd1 * sd2 * rho + w * theta
+        if layer == mlp.depth:
+            break
+        r, gap, cogap, deriv = _abrelu_unit_step(a, b, rho, gap, cogap)
+        theta = theta * deriv
+        if big_a > 0:
+            rho, gap, cogap = r / big_a, gap / big_a, cogap / big_a
+        sd1, sd2 = root_a * sd1, root_a * sd2
+        n_in = mlp.width
+    return sd1 * sd2 * rho, theta
+
+
 def _abrelu_tile(
-    mlp: MLP, k12: NDArray[np.float64], qs1: list[NDArray], qs2: list[NDArray], d: int
+    mlp: MLP, k12: NDArray[np.float64], sds1: list[NDArray], sds2: list[NDArray], d: int
 ) -> tuple[NDArray, NDArray, NDArray]:
-    """Fast arccos recursion for one tile; returns (nngp, ntk, mask of ill-conditioned entries).
+    """Fast arccos recursion for one tile; returns (nngp, ntk, mask of entries to recompute).
 
     Entries whose correlation ever exceeds 0.999 in absolute value (angle below ~0.045, where
-    arccos loses more than a few ulp) are flagged for the gap-carrying recursion.
+    arccos loses more than a few ulp) or is not a number (a zero variance) are flagged for
+    :func:`_abrelu_normalised`.
     """
     a, b = mlp.activation.abrelu_params
     big_a, big_b = (a * a + b * b) / 2, (a - b) ** 2 / (2 * np.pi)
@@ -452,10 +570,11 @@ def _abrelu_tile(
             T += K
         if layer == mlp.depth:
             break
-        root = np.sqrt(qs1[layer])[:, None] * np.sqrt(qs2[layer])[None, :]
-        c = K / root
+        root = sds1[layer][:, None] * sds2[layer][None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = K / root
+        flagged |= ~(np.abs(c) <= 0.999)  # also NaN (0/0)
         np.clip(c, -1.0, 1.0, out=c)
-        flagged |= np.abs(c) > 0.999
         deriv = np.arccos(c)
         deriv *= -big_b
         deriv += big_a  # E[phi' phi'] = A - B theta
@@ -471,6 +590,24 @@ def _abrelu_tile(
     return K, T, flagged
 
 
+def _pair_shape(
+    U1: NDArray[np.float64], U2: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    r"""Cosines :math:`\rho = \hat x_1\cdot\hat x_2` of matched unit rows and the gaps
+    :math:`1 \mp \rho`, as :math:`\tfrac12|\hat x_1 \mp \hat x_2|^2` where that avoids cancellation."""
+    rho = np.einsum("ij,ij->i", U1, U2)
+    out = []
+    for sign in (1.0, -1.0):
+        diff = U1 - sign * U2
+        direct = 0.5 * np.einsum("ij,ij->i", diff, diff)
+        out.append(np.where(sign * rho > 0.5, direct, np.maximum(1.0 - sign * rho, 0.0)))
+    return np.clip(rho, -1.0, 1.0), out[0], out[1]
+
+
+# row norms |x|/sqrt(d) in this range: x.x'/d is formed directly (no overflow or underflow)
+_DIRECT_SCALE = (1e-100, 1e100)
+
+
 def nngp_ntk_gram(
     mlp: MLP, X1: ArrayLike, X2: ArrayLike | None = None, *, block: int = 256
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -480,42 +617,56 @@ def nngp_ntk_gram(
     together in cache-sized tiles; with ``X2 = None`` only the upper triangle is computed and
     mirrored, and the diagonal comes from the exact single-input recursion. For the abrelu
     family the tiles use the plain arccos recursion (one transcendental per entry and layer)
-    and the few entries whose correlation ever exceeds 0.999 in absolute value are recomputed
-    with the gap-carrying recursion, so the result keeps full relative accuracy. Extra memory is
-    a few tiles beyond the two outputs.
+    and the few entries whose correlation ever exceeds 0.999 in absolute value, or that involve
+    a zero variance (a zero input without bias), are recomputed with the scale-free
+    gap-carrying recursion (:func:`_abrelu_normalised`), so the result keeps full relative
+    accuracy for exactly (anti)parallel and repeated inputs, zero inputs, and row norms from
+    1e-150 to 1e150 (inputs whose norms leave 1e-100 .. 1e100 enter through their unit vectors
+    and norms, never through :math:`x\cdot x'` itself). Extra memory is a few tiles beyond the
+    two outputs.
     """
     kernel = MLPKernel(mlp, "ntk")
     A, B, d = _gram_inputs(X1, X2)
     kernel._needs_d(d)
     symmetric = X2 is None
     n1, n2 = A.shape[0], B.shape[0]
-    sq1 = np.einsum("ij,ij->i", A, A) / d
-    sq2 = sq1 if symmetric else np.einsum("ij,ij->i", B, B) / d
-    # one large matrix product (well threaded BLAS) for the input kernel, written straight
-    # into the NNGP output; the tiles then overwrite it in place
-    nngp = np.matmul(A, B.T)
-    nngp /= d
-    ntk = np.empty((n1, n2))
     fast = mlp.activation.abrelu_params is not None
     if fast:
-        qs1 = _diagonal_variances(mlp, sq1)
-        qs2 = qs1 if symmetric else _diagonal_variances(mlp, sq2)
+        U1, sd1 = _row_scales(A, d)
+        U2, sd2 = (U1, sd1) if symmetric else _row_scales(B, d)
+        sds = np.concatenate([sd1, sd2])
+        sds = sds[sds > 0]
+        direct = sds.size == 0 or (sds.min() >= _DIRECT_SCALE[0] and sds.max() <= _DIRECT_SCALE[1])
+    else:
+        direct = True
+    # one large matrix product (well threaded BLAS) for the input kernel, written straight
+    # into the NNGP output; the tiles then overwrite it in place
+    if direct:
+        nngp = np.matmul(A, B.T)
+        nngp /= d
+    else:
+        nngp = np.matmul(U1 * sd1[:, None], U2.T)
+        nngp *= sd2[None, :]
+    ntk = np.empty((n1, n2))
+    if fast:
+        sds1 = _abrelu_sds(mlp, sd1)
+        sds2 = sds1 if symmetric else _abrelu_sds(mlp, sd2)
+    else:
+        sq1 = np.einsum("ij,ij->i", A, A) / d
+        sq2 = sq1 if symmetric else np.einsum("ij,ij->i", B, B) / d
     for r0 in range(0, n1, block):
         r1 = min(n1, r0 + block)
         for c0 in range(r0 if symmetric else 0, n2, block):
             c1 = min(n2, c0 + block)
-            a, b = A[r0:r1], B[c0:c1]
             k12 = nngp[r0:r1, c0:c1].copy()
             if fast:
-                g, t, flagged = _abrelu_tile(
-                    mlp, k12.copy(), [q[r0:r1] for q in qs1], [q[c0:c1] for q in qs2], d
-                )
+                g, t, flagged = _abrelu_tile(mlp, k12, [q[r0:r1] for q in sds1], [q[c0:c1] for q in sds2], d)
                 if flagged.any():
                     i, j = np.nonzero(flagged)
-                    sub_a, sub_b = a[i], b[j]
-                    gaps = _pair_gaps(sub_a, sub_b, sq1[r0:r1][i], sq2[c0:c1][j], k12[i, j])
-                    g[i, j], t[i, j] = kernel._recursion(
-                        sq1[r0:r1][i], k12[i, j], sq2[c0:c1][j], d, NUMPY_OPS, gaps, both=True
+                    i, j = i + r0, j + c0
+                    rho, gap, cogap = _pair_shape(U1[i], U2[j])
+                    g[i - r0, j - c0], t[i - r0, j - c0] = _abrelu_normalised(
+                        mlp, sd1[i], sd2[j], rho, gap, cogap, d, same=False
                     )
             else:
                 k11 = np.broadcast_to(sq1[r0:r1, None], k12.shape)
@@ -533,25 +684,14 @@ def nngp_ntk_gram(
             for m in (nngp, ntk):
                 tile = m[r0:r1, r0:r1]
                 m[r0:r1, r0:r1] = np.triu(tile) + np.triu(tile, 1).T
-        g, t = kernel._recursion(sq1, sq1, sq1, d, NUMPY_OPS, (np.zeros_like(sq1), 2 * sq1), both=True)
+        if fast:
+            one = np.ones_like(sd1)
+            g, t = _abrelu_normalised(mlp, sd1, sd1, one, 0 * one, 2 * one, d, same=True)
+        else:
+            g, t = kernel._recursion(sq1, sq1, sq1, d, NUMPY_OPS, (np.zeros_like(sq1), 2 * sq1), both=True)
         np.fill_diagonal(nngp, g)
         np.fill_diagonal(ntk, t)
     return nngp, ntk
-
-
-def _pair_gaps(a: NDArray, b: NDArray, n1: NDArray, n2: NDArray, k12: NDArray) -> tuple[NDArray, NDArray]:
-    """Input gaps sqrt(k11 k22) -+ k12 for matched rows of ``a`` and ``b`` (no cancellation)."""
-    s = np.sqrt(n1 * n2)
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    out = []
-    for sign in (1.0, -1.0):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diff = a / na[:, None] - sign * b / nb[:, None]
-            direct = 0.5 * s * np.einsum("ij,ij->i", diff, diff)
-        plain = np.maximum(s - sign * k12, 0.0)
-        out.append(np.where((sign * k12 > 0.5 * s) & np.isfinite(direct), direct, plain))
-    return out[0], out[1]
 
 
 def nngp_kernel(mlp: MLP) -> MLPKernel:

@@ -30,14 +30,17 @@ File layout
 -----------
 * ``x1`` (6, 5), ``x2`` (3, 5): float64 inputs off the sphere (norms 0.2 .. 3 sqrt(d)), no
   parallel or antiparallel pairs (the NT ReLU NTK loses ~1e-8 there; see the sibling script).
+* ``x_zero`` (3, 5): row 1 is all zeros. Without a bias its preactivations have variance 0;
+  stax then uses E[phi'(u) phi'(v)] at the angle pi/2 (ReLU: 1/4, i.e. phi'(0) = 1/2).
 * ``cases_json``: 1-element unicode array, a JSON list of case dicts with keys ``index, name,
   activation, depth, parameterization, width, weight_var, bias_var, b_std_zero_means``;
   ``weight_var``/``bias_var`` are scalars or lists (one per Dense, readout last); every Dense
   gets ``b_std = sqrt(bias_var)`` (0.0 included, never None).
 * ``meta_json``: versions and conventions.
 * For case ``i``: ``c{i:03d}_nngp_11, _ntk_11`` (``kernel_fn(x1, None)``), ``_nngp_12, _ntk_12``
-  (x1 vs x2), and ``c{i:03d}_ntk_nobias_11`` / ``_ntk_nobias_12``: the same network with
-  ``b_std=None`` wherever ``bias_var == 0`` (what ``bias="auto"`` means).
+  (x1 vs x2), ``_zz`` (x_zero with itself), ``_z1`` (x_zero vs x1), and
+  ``c{i:03d}_ntk_nobias_{11,12,zz,z1}``: the same network with ``b_std=None`` wherever
+  ``bias_var == 0`` (what ``bias="auto"`` means).
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def make_inputs():
     x1 = rng.standard_normal((6, D))
     x1 *= (np.array([0.2, 0.7, 1.0, 1.5, 2.2, 3.0]) * math.sqrt(D) / np.linalg.norm(x1, axis=1))[:, None]
     x2 = rng.standard_normal((3, D)) * np.array([[0.5], [1.3], [2.0]])
-    return x1, x2
+    xz = rng.standard_normal((3, D))
+    xz[1] = 0.0  # an all-zero input (zero preactivation variance without bias)
+    return x1, x2, xz
 
 
 def make_cases():
@@ -150,14 +155,14 @@ def build_kernel_fn(case, zero_is_none):
 
 
 def main():
-    x1, x2 = make_inputs()
+    x1, x2, xz = make_inputs()
     cases = make_cases()
-    arrays = {"x1": x1, "x2": x2}
+    arrays = {"x1": x1, "x2": x2, "x_zero": xz}
     for case in cases:
         i = case["index"]
         kf = build_kernel_fn(case, zero_is_none=False)
         kf_none = build_kernel_fn(case, zero_is_none=True)
-        for tag, a, b in (("11", x1, None), ("12", x1, x2)):
+        for tag, a, b in (("11", x1, None), ("12", x1, x2), ("zz", xz, None), ("z1", xz, x1)):
             k = kf(a, b, ("nngp", "ntk"))
             arrays[f"c{i:03d}_nngp_{tag}"] = np.asarray(k.nngp, dtype=np.float64)
             arrays[f"c{i:03d}_ntk_{tag}"] = np.asarray(k.ntk, dtype=np.float64)
