@@ -282,3 +282,30 @@ def test_finite_width_learning_curve_draws_representative_training_sets():
         fc.finite_width_learning_curve(mlp, fc.Target.from_degree_powers({1: 1.0}, d=6), P, width=8, seed=0)
     with pytest.raises(ValueError, match="trials"):
         fc.finite_width_learning_curve(mlp, target, P, width=8, seed=0, trials=1)
+
+
+def test_bayesian_finite_width_does_not_depend_on_the_parameterisation():
+    """The prior over functions of a width-n network is the same in the NTK and the standard
+    parameterisation (W ~ N(0, C_W/n) either way; only the NTK differs), so K, G, V, the
+    posterior correction and the finite-width learning curve of a standard-parameterisation MLP
+    (also with trained zero-initialised biases) are those of the NTK-parameterisation MLP
+    (validated above against exact posteriors and finite networks), bit for bit."""
+    ntk = fc.MLP(depth=2, activation="tanh", weight_var=1.5, bias_var=[0.1, 0.0, 0.2])
+    std = fc.MLP(2, "tanh", 1.5, [0.1, 0.0, 0.2], parameterization="standard", width=16, bias="trainable")
+    X = fc.sample_sphere(4, 3, seed=2)
+    T = fc.sample_sphere(2, 3, seed=3)
+    y = np.array([0.3, -0.2, 1.0, 0.1])
+    a, b = (kernel_fluctuations(m, X, 16, samples=256, seed=4) for m in (ntk, std))
+    for name in ("kernel", "kernel_nlo", "kernel_nlo_se", "vertex"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    kw = dict(noise_var=0.1, width=16, seed=5, samples=256, unit_samples=256, y_test=np.zeros(2))
+    a, b = (posterior_correction(m, X, y, T, **kw) for m in (ntk, std))
+    for name in ("mean_gp", "mean_nlo", "mean_nlo_se", "test_error_nlo"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    target = fc.Target.from_degree_powers({1: 1.0}, noise=0.1, d=6)
+    ntk = fc.MLP(depth=1, activation="relu", weight_var=2.0, bias_var=0.1)
+    std = fc.MLP(1, "relu", 2.0, 0.1, parameterization="standard", width=16)
+    kw = dict(width=16, seed=6, trials=2, n_test=10, unit_samples=64, samples=64)
+    a, b = (fc.finite_width_learning_curve(m, target, [5], **kw) for m in (ntk, std))
+    assert np.array_equal(a.correction, b.correction)
+    assert np.array_equal(a.test_error_infinite, b.test_error_infinite)

@@ -75,6 +75,16 @@ identically (forward and backward norms are independent, exact at any width), as
 bias-free ReLU networks; tanh, erf and ReLU with biases agree with
 :func:`monte_carlo_ntk` extrapolated in :math:`1/n` (tests).
 
+**Standard parameterisation.** The network function, hence K, G, V, is the same; the NTK is
+:math:`\hat\Theta = \sum_\ell B_\ell(|\sigma(z_{\ell-1})|^2 + [\text{bias}_\ell])` with
+:math:`|\sigma(z_{\ell-1})|^2 = n(S_\ell - C_b)/C_W` (:math:`|x|^2` for the first layer), i.e.
+:math:`\sum_\ell B_\ell(a_\ell S_\ell + c_\ell)`. The backward recursion above is linear in the
+per-layer weights, so it carries over with :math:`\theta_M(S) = a_MS + c_M` and the layer term
+:math:`(a_\ell S + c_\ell)\beta_\ell` in place of :math:`S\beta_\ell`; likewise the variance
+responses. Since :math:`a_\ell\propto n`, :math:`\Theta` and the shift grow like :math:`n`
+(relative accuracy :math:`O(n^{-2})` for the mean); checked against :func:`monte_carlo_ntk` of
+explicit standard-parameterisation networks (tests).
+
 **NTK variance at leading order** (``ntk_variance`` = :math:`\lim n\,\mathrm{Var}\,\hat\Theta`, one
 input). At :math:`O(n^{-1/2})` the fluctuation of :math:`\hat\Theta = \sum_\ell B_\ell S_\ell` is
 linear in independent fresh noises of each hidden layer :math:`\ell`: a forward one,
@@ -215,12 +225,46 @@ def _ntk_moments(act: Activation, K: float) -> _NTKMoments:
     )
 
 
-def _ntk_mean_nlo(mlp: MLP, K: NDArray[np.float64], top: int) -> tuple[float, float]:
-    """(Theta, theta^1) of a neuron of preactivation layer ``top`` (1-based) for one input on the
-    infinite-width path K (module docstring: backward recursion of beta, theta, gamma)."""
+_Weights = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _ntk_weights(mlp: MLP, top: int, width: int, d: int | None, norm2: float) -> _Weights:
+    r"""Coefficients :math:`(a_\ell, c_\ell)`, :math:`\ell = 1..` ``top``, of the NTK as
+    :math:`\hat\Theta = \sum_\ell B_\ell(a_\ell S_\ell + c_\ell)` (index 0 unused).
+
+    NTK parameterisation: :math:`a = 1`, :math:`c = 0`. Standard parameterisation: the Dense
+    :math:`\ell` contributes :math:`B_\ell(|\sigma(z_{\ell-1})|^2 + [\text{bias}])` and
+    :math:`|\sigma(z_{\ell-1})|^2 = n(S_\ell - C_b)/C_W`, so :math:`a_\ell = n/C_W^{(\ell)}`,
+    :math:`c_\ell = [\text{bias}] - nC_b^{(\ell)}/C_W^{(\ell)}`; the first layer's
+    :math:`|x|^2 = d\,|x|^2/d` is a constant (:math:`a_1 = 0`).
+    """
+    a, c = np.zeros(top + 1), np.zeros(top + 1)
+    if mlp.parameterization == "ntk":
+        a[1:] = 1.0
+        return a, c
+    for m in range(1, top + 1):
+        bias = 1.0 if mlp.has_bias[m - 1] else 0.0
+        if m == 1:
+            c[m] = d * norm2 + bias
+        else:
+            cw = mlp.weight_vars[m - 1]
+            a[m] = width / cw
+            c[m] = bias - width * mlp.bias_vars[m - 1] / cw
+    return a, c
+
+
+def _ntk_mean_nlo(
+    mlp: MLP, K: NDArray[np.float64], top: int, weights: _Weights | None = None
+) -> tuple[float, float]:
+    r"""(Theta, theta^1) of a neuron of preactivation layer ``top`` (1-based) for one input on the
+    infinite-width path K (module docstring: backward recursion of beta, theta, gamma), for the
+    NTK :math:`\sum_\ell B_\ell(a_\ell S_\ell + c_\ell)` (``weights`` = (a, c) from
+    :func:`_ntk_weights`; default the NTK parameterisation, a = 1, c = 0)."""
     act = mlp.activation
+    a, c = (np.ones(top + 1), np.zeros(top + 1)) if weights is None else weights
     b0, b1, b2, B1 = 1.0, 0.0, 0.0, 0.0  # beta^0 and its S-derivatives, beta^1 at layer m+1
-    t0, t1, t2, T1 = K[top - 1], 1.0, 0.0, 0.0  # theta^0 (theta_M(S) = S), derivatives, theta^1
+    # theta^0 (theta_M(S) = a_M S + c_M), its S-derivatives, theta^1
+    t0, t1, t2, T1 = a[top] * K[top - 1] + c[top], a[top], 0.0, 0.0
     g0 = K[top - 1] - mlp.bias_vars[top - 1]  # gamma^0_M = K - C_b of the top layer
     for m in range(top - 1, 0, -1):  # map out of layer m (1-based) into m + 1
         cw = mlp.weight_vars[m]
@@ -238,7 +282,8 @@ def _ntk_mean_nlo(mlp: MLP, K: NDArray[np.float64], top: int) -> tuple[float, fl
             - cw * nm.dsq_sq / mo.m2 * b0
             + nm.dsq_sq / mo.m2**2 * g0
         )
-        theta1 = k * beta1 + T1 + 0.5 * t2 * Vloc
+        lin = a[m] * k + c[m]  # this layer's coefficient of B_m on the path
+        theta1 = lin * beta1 + T1 + 0.5 * t2 * Vloc
         frac = 1.0 - mlp.bias_vars[m - 1] / k  # Var(z - b) / Var z of this layer
         zt_ds_s = frac * nm.z_ds_s
         zt2_dsq = frac * mlp.bias_vars[m - 1] * nm.dsq + frac * frac * nm.z2_dsq
@@ -246,20 +291,23 @@ def _ntk_mean_nlo(mlp: MLP, K: NDArray[np.float64], top: int) -> tuple[float, fl
         nb0 = chi * b0
         nb1 = chi1 * b0 + chi * b1 * F1
         nb2 = chi2 * b0 + 2 * chi1 * b1 * F1 + chi * (b2 * F1 * F1 + b1 * F2)
-        nt0 = k * nb0 + t0
-        nt1 = nb0 + k * nb1 + t1 * F1
-        nt2 = 2 * nb1 + k * nb2 + t2 * F1 * F1 + t1 * F2
+        nt0 = lin * nb0 + t0
+        nt1 = a[m] * nb0 + lin * nb1 + t1 * F1
+        nt2 = 2 * a[m] * nb1 + lin * nb2 + t2 * F1 * F1 + t1 * F2
         b0, b1, b2, B1 = nb0, nb1, nb2, beta1
         t0, t1, t2, T1 = nt0, nt1, nt2, theta1
         g0 = gamma0
     return float(t0), float(T1)
 
 
-def _ntk_variance(mlp: MLP, K: NDArray[np.float64], top: int) -> float:
-    """lim n Var(NTK) of a neuron of preactivation layer ``top`` for one input: the NTK's
-    fluctuation is linear in the fresh noises of every hidden layer (module docstring)."""
+def _ntk_variance(mlp: MLP, K: NDArray[np.float64], top: int, weights: _Weights | None = None) -> float:
+    r"""lim n Var(NTK) of a neuron of preactivation layer ``top`` for one input: the NTK's
+    fluctuation is linear in the fresh noises of every hidden layer (module docstring); for the
+    NTK :math:`\sum_\ell B_\ell(a_\ell S_\ell + c_\ell)` (``weights``, as in
+    :func:`_ntk_mean_nlo`)."""
     act = mlp.activation
     M = top
+    wa, wc = (np.ones(top + 1), np.zeros(top + 1)) if weights is None else weights
     if M <= 1:
         return 0.0
     mos = [(_moments(act, float(K[m - 1])), _ntk_moments(act, float(K[m - 1]))) for m in range(1, M)]
@@ -282,7 +330,9 @@ def _ntk_variance(mlp: MLP, K: NDArray[np.float64], top: int) -> float:
             dB[m] = chi_perp[m - 1] * dB[m + 1] + beta[m + 1] * dchi_perp[m - 1] * dS[m]
             if kind == "b" and m == src:
                 dB[m] += beta[m + 1]
-        return float(sum(beta[m] * dS[m] + K[m - 1] * dB[m] for m in range(1, M + 1)))
+        return float(
+            sum(wa[m] * beta[m] * dS[m] + (wa[m] * K[m - 1] + wc[m]) * dB[m] for m in range(1, M + 1))
+        )
 
     total = 0.0
     for m in range(1, M):
@@ -314,8 +364,9 @@ class FiniteWidthStatistics:
     where known (piecewise-linear activations), else None; ``chi_parallel``, ``chi_perp`` : the
     susceptibilities of the map from layer l to l+1 (nan for the output layer); ``ntk`` :
     the infinite-width NTK :math:`\Theta` of a neuron of layer l and ``ntk_nlo`` its finite-width
-    shift, :math:`\mathbb E\hat\Theta = \Theta + \mathrm{ntk\_nlo}/n` (NTK parameterisation);
-    ``ntk_variance`` : :math:`\lim n\,\mathrm{Var}\,\hat\Theta`.
+    shift, :math:`\mathbb E\hat\Theta = \Theta + \mathrm{ntk\_nlo}/n`;
+    ``ntk_variance`` : :math:`n\,\mathrm{Var}\,\hat\Theta` at leading order; all three in the
+    MLP's parameterisation (``meta["parameterization"]``; see :func:`finite_width_statistics`).
     """
 
     width: int
@@ -379,9 +430,44 @@ def _check_width(width: Any) -> int:
     return int(width)
 
 
-def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -> FiniteWidthStatistics:
+def _check_standard(mlp: MLP, n: int, d: Any, what: str) -> int | None:
+    r"""For the standard parameterisation: ``mlp.width`` must be ``n`` (the NTK depends on it),
+    ``d`` a positive integer (the first layer's NTK term is :math:`|x|^2 = d\,|x|^2/d`) and
+    every weight variance after the first positive. Returns d (None in the NTK parameterisation)."""
+    if mlp.parameterization != "standard":
+        return None
+    if mlp.width is not None and mlp.width != n:
+        raise ValueError(
+            f"width = {n} but mlp.width = {mlp.width}: the standard-parameterisation NTK depends on"
+            " the width, give the same value"
+        )
+    if d is None:
+        raise ValueError(f"d (the input dimension) is required for {what} with parameterization='standard'")
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d must be a positive integer, got {d!r}")
+    if any(v <= 0 for v in mlp.weight_vars[1:]):
+        raise ValueError(
+            f"{what} with parameterization='standard' needs weight_var > 0 after the first layer,"
+            f" got {list(mlp.weight_vars)}"
+        )
+    return int(d)
+
+
+def finite_width_statistics(
+    mlp: MLP, width: int, *, input_norm2: float = 1.0, d: int | None = None
+) -> FiniteWidthStatistics:
     r"""K, G, V and the fourth cumulant of every layer for one input with :math:`|x|^2/d` =
     ``input_norm2`` (1 on the :math:`\sqrt d`-sphere); formulas in the module docstring.
+
+    The NNGP-side statistics (K, G, V, cumulants, susceptibilities) are those of the network
+    function, the same in both parameterisations. The NTK-side ones follow ``mlp``'s
+    parameterisation. In the standard parameterisation (``d`` required, ``mlp.width`` must equal
+    ``width``) the NTK is :math:`\sum_\ell B_\ell(|\sigma(z_{\ell-1})|^2 + [\text{bias}])`,
+    the same backward recursion with per-layer coefficients (:func:`_ntk_weights`, module
+    docstring); ``ntk`` is ``ntk_kernel(mlp)``'s diagonal, which grows like n, and
+    :math:`\mathbb E\hat\Theta = \Theta + \mathrm{ntk\_nlo}/n` holds to relative
+    :math:`O(n^{-2})` with ``ntk_nlo`` itself of order n; ``ntk_variance`` is
+    :math:`n\,\mathrm{Var}\,\hat\Theta` at leading order (of order :math:`n^2`).
 
     Warns (``RuntimeWarning``) when depth/width exceeds 0.5 or the leading-order cumulant
     exceeds 0.5: the 1/n series is then unreliable.
@@ -392,6 +478,7 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
         raise TypeError("mlp must be a fieldcurve MLP")
     n = _check_width(width)
     norm2 = check_variance(input_norm2, "input_norm2")
+    d = _check_standard(mlp, n, d, "finite_width_statistics")
     act = mlp.activation
     L = mlp.depth
     K = np.empty(L + 1)
@@ -428,8 +515,9 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
     ntk_nlo = np.empty(L + 1)
     ntk_var = np.empty(L + 1)
     for top in range(1, L + 2):
-        ntk[top - 1], ntk_nlo[top - 1] = _ntk_mean_nlo(mlp, K, top)
-        ntk_var[top - 1] = _ntk_variance(mlp, K, top)
+        weights = _ntk_weights(mlp, top, n, d, norm2)
+        ntk[top - 1], ntk_nlo[top - 1] = _ntk_mean_nlo(mlp, K, top, weights)
+        ntk_var[top - 1] = _ntk_variance(mlp, K, top, weights)
     ratio = L / n
     if ratio > 0.5 or np.nanmax(cumulant) > 0.5:
         warnings.warn(
@@ -452,7 +540,12 @@ def finite_width_statistics(mlp: MLP, width: int, *, input_norm2: float = 1.0) -
         ntk=ntk,
         ntk_nlo=ntk_nlo,
         ntk_variance=ntk_var,
-        meta={"activation": act.name, "weight_var": list(mlp.weight_vars), "bias_var": list(mlp.bias_vars)},
+        meta={
+            "activation": act.name,
+            "weight_var": list(mlp.weight_vars),
+            "bias_var": list(mlp.bias_vars),
+            "parameterization": mlp.parameterization,
+        },
     )
 
 
@@ -534,16 +627,26 @@ class NTKMonteCarlo:
 
 
 def monte_carlo_ntk(
-    mlp: MLP, width: int, networks: int, *, seed: int, input_norm2: float = 1.0, chunk: int | None = None
+    mlp: MLP,
+    width: int,
+    networks: int,
+    *,
+    seed: int,
+    input_norm2: float = 1.0,
+    chunk: int | None = None,
+    d: int | None = None,
 ) -> NTKMonteCarlo:
     r"""The empirical NTK :math:`\hat\Theta(x, x) = \sum_\theta (\partial f/\partial\theta)^2` of
-    ``networks`` random networks (NTK parameterisation, explicit weights, forward and backward
-    pass vectorised over networks) at one input with :math:`|x|^2/d` = ``input_norm2``:
+    ``networks`` random networks (explicit weights, forward and backward pass vectorised over
+    networks) at one input with :math:`|x|^2/d` = ``input_norm2``. NTK parameterisation:
 
     .. math:: \hat\Theta = \sum_{\ell=1}^{L+1} |\delta_\ell|^2\,\bigl(C_b^{(\ell)} + C_W^{(\ell)}
         |\sigma(z_{\ell-1})|^2/n_{\ell-1}\bigr),\qquad \delta_\ell = \partial f/\partial z_\ell,
 
-    with :math:`|\sigma(z_0)|^2/n_0 = |x|^2/d`. The infinite-width limit is ``ntk_kernel``'s
+    with :math:`|\sigma(z_0)|^2/n_0 = |x|^2/d`; standard parameterisation (``d`` required,
+    ``mlp.width`` must equal ``width``): :math:`\hat\Theta = \sum_\ell|\delta_\ell|^2
+    (|\sigma(z_{\ell-1})|^2 + [\text{bias}_\ell])` with :math:`|\sigma(z_0)|^2 = |x|^2`
+    (``MLP.has_bias``). The infinite-width limit is ``ntk_kernel``'s
     diagonal. Exact for deep linear networks: the forward and backward norms are independent, so
     :math:`\mathbb E\hat\Theta = \Theta` at any width (tested). For other activations this is
     the oracle of the NTK's finite-width mean, whose 1/n theory is ``ntk_nlo`` of
@@ -555,9 +658,12 @@ def monte_carlo_ntk(
     if isinstance(networks, bool) or not isinstance(networks, (int, np.integer)) or networks < 2:
         raise ValueError(f"networks must be an integer >= 2, got {networks!r}")
     norm2 = check_variance(input_norm2, "input_norm2")
+    d = _check_standard(mlp, n, d, "monte_carlo_ntk")
+    standard = d is not None
     rng = np.random.default_rng(seed)
     act, L = mlp.activation, mlp.depth
     wv, bv = mlp.weight_vars, mlp.bias_vars
+    hb = [1.0 if h else 0.0 for h in mlp.has_bias]
     chunk = chunk or max(1, min(networks, 2_000_000 // (n * n * max(L, 1)) + 1))
     total = total2 = 0.0
     done = 0
@@ -577,10 +683,18 @@ def monte_carlo_ntk(
         v = rng.standard_normal((B, n))  # readout weights
         # output layer L+1: delta = 1, inputs sigma(z_L) = sigma(zs[L-1])
         sq = lambda a: np.einsum("bi,bi->b", a, a)  # noqa: E731
-        theta = bv[L] + wv[L] * sq(act.fn(zs[-1])) / n
+        if L == 0:  # a linear model: the readout sees the input
+            theta = np.full(B, hb[0] + d * norm2 if standard else bv[0] + wv[0] * norm2)
+            total += float(theta.sum())
+            total2 += float((theta * theta).sum())
+            done += B
+            continue
+        h2 = sq(act.fn(zs[-1]))
+        theta = hb[L] + h2 if standard else bv[L] + wv[L] * h2 / n
         delta = math.sqrt(wv[L] / n) * v * act.derivative(zs[-1])  # d f / d z_L
         for l in range(L - 1, -1, -1):  # parameters producing zs[l] = z_{l+1}
-            fan_in = bv[l] + (wv[l] * norm2 if l == 0 else wv[l] * sq(act.fn(zs[l - 1])) / n)
+            h2 = d * norm2 if (standard and l == 0) else (norm2 if l == 0 else sq(act.fn(zs[l - 1])))
+            fan_in = hb[l] + h2 if standard else bv[l] + wv[l] * (h2 if l == 0 else h2 / n)
             theta = theta + sq(delta) * fan_in
             if l > 0:
                 delta = (
@@ -595,8 +709,9 @@ def monte_carlo_ntk(
     var = max(total2 / networks - mean * mean, 0.0)
     from fieldcurve.kernels import ntk_kernel
 
-    x = np.zeros((1, 2))
-    x[0, 0] = math.sqrt(2 * norm2)  # |x|^2/d = norm2 with d = 2; the diagonal depends on nothing else
+    dim = d if standard else 2  # NTK parameterisation: the diagonal depends on |x|^2/d only
+    x = np.zeros((1, dim))
+    x[0, 0] = math.sqrt(dim * norm2)
     ntk = float(ntk_kernel(mlp).gram(x)[0, 0])
     return NTKMonteCarlo(width=n, networks=networks, mean=mean, se=math.sqrt(var / networks), ntk=ntk)
 
@@ -626,11 +741,13 @@ def monte_carlo_ntk_matrix(
     mlp: MLP, X: Any, width: int, networks: int, *, seed: int, chunk: int | None = None
 ) -> NTKMatrixMonteCarlo:
     r"""The empirical NTK :math:`\hat\Theta(x_a, x_b)` of ``networks`` random width-``width``
-    networks (NTK parameterisation, explicit weights, all inputs through the same network) on the
-    rows of ``X``: :math:`\hat\Theta_{ab} = \sum_\ell \delta_\ell(a)\cdot\delta_\ell(b)\,
+    networks (explicit weights, all inputs through the same network) on the rows of ``X``. NTK
+    parameterisation: :math:`\hat\Theta_{ab} = \sum_\ell \delta_\ell(a)\cdot\delta_\ell(b)\,
     (C_b + C_W\,\sigma(z_{\ell-1}(a))\cdot\sigma(z_{\ell-1}(b))/n_{\ell-1})`, with
-    :math:`\sigma(z_0) = x` and :math:`n_0 = d`. The oracle of the NTK's finite-width mean off the
-    diagonal; :func:`monte_carlo_ntk` is the cheaper one-input version."""
+    :math:`\sigma(z_0) = x` and :math:`n_0 = d`; standard parameterisation (``mlp.width`` must
+    equal ``width``): the factor is :math:`[\text{bias}_\ell] + \sigma(z_{\ell-1}(a))\cdot
+    \sigma(z_{\ell-1}(b))` (``MLP.has_bias``). The oracle of the NTK's finite-width mean off
+    the diagonal; :func:`monte_carlo_ntk` is the cheaper one-input version."""
     if not isinstance(mlp, MLP):
         raise TypeError("mlp must be a fieldcurve MLP")
     n = _check_width(width)
@@ -640,9 +757,11 @@ def monte_carlo_ntk_matrix(
     if X.ndim != 2 or X.shape[0] < 1 or not np.all(np.isfinite(X)):
         raise ValueError(f"X must be a finite 2-D array (points x d), got shape {X.shape}")
     N, d = X.shape
+    standard = _check_standard(mlp, n, d, "monte_carlo_ntk_matrix") is not None
     rng = np.random.default_rng(seed)
     act, L = mlp.activation, mlp.depth
     wv, bv = mlp.weight_vars, mlp.bias_vars
+    hb = [1.0 if h else 0.0 for h in mlp.has_bias]
     chunk = chunk or max(1, min(networks, 1_000_000 // (n * (n + d) * max(L, 1) * N) + 1))
     total = np.zeros((N, N))
     total2 = np.zeros((N, N))
@@ -663,15 +782,18 @@ def monte_carlo_ntk_matrix(
             ) * rng.standard_normal((B, 1, n))
             zs.append(z)
         v = rng.standard_normal((B, 1, n))
+        if L == 0:  # a linear model: the readout sees the input
+            theta = np.broadcast_to(hb[0] + X @ X.T if standard else bv[0] + wv[0] * (X @ X.T) / d, (B, N, N))
+            total += theta.sum(0)
+            total2 += (theta * theta).sum(0)
+            done += B
+            continue
         h = act.fn(zs[-1])
-        theta = bv[L] + wv[L] * gram(h, h) / n
+        theta = hb[L] + gram(h, h) if standard else bv[L] + wv[L] * gram(h, h) / n
         delta = math.sqrt(wv[L] / n) * v * act.derivative(zs[-1])  # (B, N, n)
         for l in range(L - 1, -1, -1):
-            fan_in = bv[l] + (
-                wv[l] * (X @ X.T)[None] / d
-                if l == 0
-                else wv[l] * gram(act.fn(zs[l - 1]), act.fn(zs[l - 1])) / n
-            )
+            inner = (X @ X.T)[None] if l == 0 else gram(act.fn(zs[l - 1]), act.fn(zs[l - 1]))
+            fan_in = hb[l] + inner if standard else bv[l] + wv[l] * inner / (d if l == 0 else n)
             theta = theta + gram(delta, delta) * fan_in
             if l > 0:
                 delta = (

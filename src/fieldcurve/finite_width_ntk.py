@@ -303,7 +303,9 @@ def ntk_correction(mlp: MLP, X: Any) -> NTKCorrection:
         raise ValueError(f"X must be a finite 2-D array (points x d), got shape {X.shape}")
     if mlp.parameterization != "ntk":
         raise ValueError(
-            "mlp.parameterization must be 'ntk': the correction is derived for the NTK parameterisation"
+            "ntk_correction: the multi-input O(1/width) NTK mean (ntk_nlo on several inputs) is not"
+            " derived for parameterization='standard' (mlp.parameterization must be 'ntk'); use"
+            " finite_width_statistics(mlp, width, d=d) for one input or monte_carlo_ntk_matrix"
         )
     N, d = X.shape
     G = mlp.bias_vars[0] + mlp.weight_vars[0] * (X @ X.T) / d

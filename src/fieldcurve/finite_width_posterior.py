@@ -40,6 +40,11 @@ PDLT §6.4 and Naveh et al. 2021), with :math:`\tilde K = K_{XX} + \sigma^2 I`,
         + \tfrac12\,\mathbb E\bigl[\Xi_{\delta'X}\hat y\,(\hat y^\top\Xi_{XX}\hat y
         - \mathrm{tr}\,\tilde K^{-1}\Xi_{XX}) - 2\,\Xi_{\delta'X}\tilde K^{-1}\Xi_{XX}\hat y\bigr]\Bigr].
 
+Everything here is a statistic of the network *function* at initialisation, whose law at
+width :math:`n` is the same in the NTK and the standard parameterisation (weights
+:math:`\mathcal N(0, C_W/n)` either way; only the NTK and the training dynamics differ), so
+``mlp.parameterization`` and ``mlp.bias`` do not enter (tested).
+
 Cost :math:`O(M L^2 (P^2 + TP))` time for :math:`M` samples, :math:`P` training and :math:`T`
 test points, memory :math:`O(B(P^2 + TP))` for a batch of :math:`B` samples. The expansion is in
 :math:`L P/n` roughly (Hanin & Zlokapa 2024): the correction grows with the training set.

@@ -113,7 +113,9 @@ def finite_width_learning_curve(
 
     ``trials`` training sets of each size (each with ``n_test`` test points against the clean
     target) give :math:`\Delta E_g` and its standard error; ``unit_samples``/``samples`` are the
-    Monte Carlo sizes of :func:`fieldcurve.posterior_correction`. Cost grows like
+    Monte Carlo sizes of :func:`fieldcurve.posterior_correction`. The Bayesian network's prior
+    over functions does not depend on ``mlp.parameterization`` (nor on ``mlp.bias``), so neither
+    does the curve. Cost grows like
     :math:`P^2` per sample: P up to a few thousand.
     """
     if not isinstance(mlp, MLP):
