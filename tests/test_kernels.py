@@ -558,3 +558,12 @@ def test_gram_random_extreme_inputs_against_mpmath(seed):
     X *= 10.0 ** rng.uniform(-150, 150, size=7)[:, None]
     _assert_matches_mp(mlp, X)
     _assert_matches_mp(mlp, X[:3], X[3:])
+
+
+@pytest.mark.parametrize("act", ["erf", "gelu"])
+def test_general_activation_gram_never_returns_non_finite_entries(act):
+    """Outside the abrelu family the closed-form duals overflow for huge inputs (|x|^2/d ~ 1e154
+    here): a ValueError instead of NaN entries."""
+    X = np.random.default_rng(0).standard_normal((3, 4))
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="non-finite entries"):
+        nngp_ntk_gram(fc.MLP(2, act, 1.5, 0.1), X * 1e77)

@@ -622,8 +622,9 @@ def nngp_ntk_gram(
     gap-carrying recursion (:func:`_abrelu_normalised`), so the result keeps full relative
     accuracy for exactly (anti)parallel and repeated inputs, zero inputs, and row norms from
     1e-150 to 1e150 (inputs whose norms leave 1e-100 .. 1e100 enter through their unit vectors
-    and norms, never through :math:`x\cdot x'` itself). Extra memory is a few tiles beyond the
-    two outputs.
+    and norms, never through :math:`x\cdot x'` itself). For other activations a non-finite
+    entry (their duals overflow for very large inputs) raises ``ValueError`` instead of being
+    returned. Extra memory is a few tiles beyond the two outputs.
     """
     kernel = MLPKernel(mlp, "ntk")
     A, B, d = _gram_inputs(X1, X2)
@@ -691,6 +692,11 @@ def nngp_ntk_gram(
             g, t = kernel._recursion(sq1, sq1, sq1, d, NUMPY_OPS, (np.zeros_like(sq1), 2 * sq1), both=True)
         np.fill_diagonal(nngp, g)
         np.fill_diagonal(ntk, t)
+    if not fast and not (np.all(np.isfinite(nngp)) and np.all(np.isfinite(ntk))):
+        raise ValueError(
+            f"the NNGP/NTK Gram of the {mlp.activation.name} network has non-finite entries for these"
+            " inputs (kernel values beyond double precision)"
+        )
     return nngp, ntk
 
 
