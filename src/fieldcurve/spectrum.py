@@ -88,9 +88,15 @@ class Spectrum:
     kernel_at_one
         :math:`k(1)`, the trace :math:`\sum_l N(d,l)\lambda_l`.
     tail_mass
-        :math:`k(1) - \sum_{l\le l_{max}} N(d,l)\lambda_l`.
+        :math:`k(1) - \sum_{l\le l_{max}} N(d,l)\lambda_l`, clipped to :math:`[0, k(1)]`.
     error_estimates
-        Estimated absolute error of each :math:`\lambda_l`.
+        Estimated absolute error of each :math:`\lambda_l`; never above :math:`k(1)/N(d,l)`
+        (a positive definite kernel has :math:`N(d,l)\lambda_l \le k(1)`; an unresolved value
+        beyond that bound is clipped to it).
+    tail_mass_error
+        :math:`\sum_l N(d,l)\,\mathrm{err}_l`, the uncertainty of ``tail_mass``.
+    rtol
+        The relative accuracy requested; :attr:`resolved` marks the degrees that reach it.
     methods
         Route that produced each degree (``"quadrature"``, ``"series"`` or ``"mpmath"``).
     """
@@ -107,6 +113,15 @@ class Spectrum:
     methods: tuple[str, ...]
     name: str = "kernel"
     meta: dict = field(default_factory=dict, compare=False)
+    tail_mass_error: float = 0.0
+    rtol: float = 1e-10
+
+    @property
+    def resolved(self) -> NDArray[np.bool_]:
+        """Degrees whose error estimate is within ``rtol`` of the eigenvalue (exact zeros included)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = self.error_estimates <= self.rtol * self.eigenvalues
+        return ok | (self.error_estimates == 0)
 
     @property
     def lmax(self) -> int:
@@ -354,8 +369,13 @@ def _mp_theta_rule(n: int, dps: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return tuple(nodes), tuple(weights)
 
 
-def _hp_arb(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list]:
-    """High-precision Funk–Hecke sums in python-flint arb (midpoint arithmetic, 20 guard digits)."""
+def _hp_arb(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list, list]:
+    """High-precision Funk–Hecke sums in python-flint arb (midpoint arithmetic, 20 guard digits).
+
+    Returns the sums, the sums of absolute terms (for the round-off estimate) and the error the
+    kernel evaluations' own ball radii leave in each sum (deep networks lose digits layer by
+    layer near t = 1; a NaN ball gives an infinite error and a higher precision).
+    """
     import flint
     from flint import arb
 
@@ -369,28 +389,37 @@ def _hp_arb(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tup
         cd = arb(d / 2).gamma() / (pi.sqrt() * arb((d - 1) / 2).gamma())
         acc = [arb(0)] * (top + 1)
         mag = [0.0] * (top + 1)
+        spread = [0.0] * (top + 1)  # the kernel values' own ball radii, carried through the sum
         for k in range(n):
             x, w = arb.legendre_p_root(n, k, weight=True)
             theta = ((x + 1) * pi / 2).mid()
             half_s, half_c = (theta / 2).sin(), (theta / 2).cos()
             t = theta.cos().mid()
             gaps = (2 * half_s * half_s, 2 * half_c * half_c)
-            f = (w * pi / 2 * cd * theta.sin() ** (d - 2) * kernel.mp_eval(t, d, gaps, ops=ARB_OPS)).mid()
+            value = kernel.mp_eval(t, d, gaps, ops=ARB_OPS)
+            weight = (w * pi / 2 * cd * theta.sin() ** (d - 2)).mid()
+            radius = abs(float(weight)) * float(value.rad()) if value.is_finite() else math.inf
+            f = (weight * value).mid()
             p0, p1 = arb(1), t
             acc[0] += f
             mag[0] += abs(float(f))
+            spread[0] += radius
             for l in range(1, top + 1):
                 term = f * p1
                 acc[l] += term
                 mag[l] += abs(float(term))
+                spread[l] += radius * abs(float(p1))
                 p0, p1 = p1, (((2 * l + d - 2) * t * p1 - l * p0) / (l + d - 2)).mid()
-        vals = [mpmath.mpf(acc[l].mid().str(dps + 20, radius=False)) for l in degrees]
-        return vals, [mpmath.mpf(mag[l]) for l in degrees]
+        vals = [
+            mpmath.mpf(acc[l].mid().str(dps + 20, radius=False)) if acc[l].is_finite() else mpmath.nan
+            for l in degrees
+        ]
+        return vals, [mpmath.mpf(mag[l]) for l in degrees], [mpmath.mpf(spread[l]) for l in degrees]
     finally:
         flint.ctx.dps = old
 
 
-def _hp_mpmath(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list]:
+def _hp_mpmath(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list, list]:
     """High-precision Funk–Hecke sums in mpmath (20 guard digits)."""
     nodes, weights = _mp_theta_rule(n, dps + 20)
     top = max(degrees)
@@ -410,7 +439,7 @@ def _hp_mpmath(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> 
                 acc[l] += term
                 mag[l] += abs(term)
                 p0, p1 = p1, ((2 * l + d - 2) * t * p1 - l * p0) / (l + d - 2)
-        return [+acc[l] for l in degrees], [mag[l] for l in degrees]
+        return [+acc[l] for l in degrees], [mag[l] for l in degrees], [mpmath.mpf(0)] * len(degrees)
 
 
 def _high_precision(
@@ -421,7 +450,7 @@ def _high_precision(
     degrees: list[int],
     backend: str,
     nodes: int | None = None,
-) -> tuple[list, list]:
+) -> tuple[list, list, list]:
     n = nodes or _hp_node_count(lmax, d, dps)
     if backend == "arb":
         return _hp_arb(kernel, d, n, dps, degrees)
@@ -493,11 +522,18 @@ def _mp_refine(
     dps = start_dps
     backend = _hp_backend(kernel)
     while pending:
-        vals, mags = _high_precision(kernel, d, lmax, dps, pending, backend)
+        vals, mags, spreads = _high_precision(kernel, d, lmax, dps, pending, backend)
         still: list[int] = []
         need = dps
-        for l, v, m in zip(pending, vals, mags, strict=True):
-            err = m * mpmath.mpf(10) ** (-dps)
+        for l, v, m, spread in zip(pending, vals, mags, spreads, strict=True):
+            err = m * mpmath.mpf(10) ** (-dps) + spread
+            if not (mpmath.isfinite(v) and mpmath.isfinite(err)):
+                if dps >= max_dps:
+                    values[l] = (mpmath.mpf(0), mpmath.inf)
+                else:
+                    still.append(l)
+                    need = max(need, 2 * dps)
+                continue
             if abs(v) <= err:
                 # zero within err: by structure (exact zero Taylor class) or at the top precision
                 if l in structural_zeros or dps >= max_dps:
@@ -509,7 +545,7 @@ def _mp_refine(
                 values[l] = (v, err)
             else:
                 still.append(l)
-                need = max(need, int(float(mpmath.log10(m / abs(v)))) - int(math.log10(rtol)) + 5)
+                need = max(need, int(float(mpmath.log10(err / abs(v)))) + dps - int(math.log10(rtol)) + 5)
         pending = still
         if pending:
             dps = min(max_dps, max(need, dps + 15))
@@ -518,12 +554,12 @@ def _mp_refine(
     n0 = n = _hp_node_count(lmax, d, dps)
     while check:
         n = int(1.5 * n) if n == n0 else 2 * n
-        vals, _ = _high_precision(kernel, d, lmax, dps, check, backend, n)
+        vals, _, _ = _high_precision(kernel, d, lmax, dps, check, backend, n)
         moved = []
         for l, v in zip(check, vals, strict=True):
             old, err = values[l]
-            delta = abs(v - old)
-            values[l] = (v, err + delta)
+            delta = abs(v - old) if mpmath.isfinite(v) else mpmath.inf
+            values[l] = (v if mpmath.isfinite(v) else old, err + delta)
             if delta > rtol * abs(v) / 10 and n < 8 * n0:
                 moved.append(l)
         check = moved
@@ -678,7 +714,18 @@ def spectrum(
             )
     positive = (sign > 0) & ~np.isnan(log_lam)
     log_out = np.where(positive, log_lam, -np.inf)
-    lam_out = np.where(positive, lam, 0.0)
+    log_n = log_multiplicity(d, degrees)
+    # physical bound: N(d,l) lambda_l <= k(1) for a positive definite kernel. An unresolved value
+    # beyond it is noise: clip it and let the error cover [0, k(1)/N]; no error exceeds the bound.
+    if k1 > 0:
+        log_bound = math.log(k1) - log_n
+        settled = np.array([resolved(l) for l in range(lmax + 1)])
+        over = positive & ~settled & (log_out > log_bound)
+        err = np.where(over, np.exp(log_bound), err)
+        log_out = np.where(over, log_bound, log_out)
+        err = np.minimum(err, np.exp(log_bound))
+    with np.errstate(under="ignore"):
+        lam_out = np.where(positive, np.exp(log_out), 0.0)
     unresolved = [l for l in range(lmax + 1) if positive[l] and not resolved(l)]
     if unresolved and method == "auto":
         warnings.warn(
@@ -687,7 +734,6 @@ def spectrum(
             RuntimeWarning,
             stacklevel=2,
         )
-    log_n = log_multiplicity(d, degrees)
     with np.errstate(over="ignore"):
         mult = np.exp(log_n)
     exact = log_n < 36.0  # below 2^52: the exact integer is representable
@@ -695,6 +741,15 @@ def spectrum(
     finite = np.isfinite(log_out)
     with np.errstate(over="ignore"):
         total = float(np.exp(logsumexp(log_n[finite] + log_out[finite]))) if finite.any() else 0.0
+        weighted_err = np.exp(log_n + np.log(np.maximum(err, 1e-300)))
+    tail_err = float(np.sum(np.where(err > 0, weighted_err, 0.0)))
+    tail = k1 - total
+    if tail < -(tail_err + 1e-10 * abs(k1)):
+        raise ValueError(
+            f"kernel {kernel.name}: the eigenvalues of degrees 0..{lmax} add up to {total:.6e},"
+            f" more than k(1) = {k1:.6e} beyond their error estimates ({tail_err:.1e}); the kernel's"
+            " values and its Taylor coefficients (or mpmath evaluation) disagree"
+        )
     return Spectrum(
         d=d,
         degrees=degrees,
@@ -703,10 +758,12 @@ def spectrum(
         multiplicities=mult,
         log_multiplicities=log_n,
         kernel_at_one=k1,
-        tail_mass=k1 - total,
+        tail_mass=min(max(tail, 0.0), max(k1, 0.0)),
         error_estimates=err,
         methods=tuple(methods),
         name=kernel.name,
+        tail_mass_error=tail_err,
+        rtol=float(rtol),
     )
 
 
