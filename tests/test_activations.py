@@ -418,7 +418,7 @@ def test_abrelu_dual_nearly_antiparallel_inputs(one_minus_rho: float) -> None:
 
 def test_abrelu_derivative_dual_zero_variance_gram() -> None:
     cov = np.diag([0.0, 1.0, 1.0])  # u1 = 0 (e.g. a zero input with no bias), u2, u3 iid
-    k11, k22 = np.diag(cov)[:, None] * np.ones(3), np.diag(cov)[None, :] * np.ones(3)
+    k11, k22 = np.diag(cov)[:, None] * np.ones((3, 3)), np.diag(cov)[None, :] * np.ones((3, 3))
     gram = A.relu().dual_derivative(k11, cov, k22)
     assert np.linalg.eigvalsh(gram).min() >= -1e-12  # the code's value: -0.093
 
@@ -771,3 +771,95 @@ def test_dual_gram_matrices_are_psd(name: str, entries, rank: int, ab) -> None:
         assert gram.shape == (3, 3)
         scale = np.abs(gram).max()
         assert np.linalg.eigvalsh((gram + gram.T) / 2).min() >= -1e-12 * scale, (name, cov, gram)
+
+
+# --------------------------------------------------------------------------- edges (issue 12)
+def _mp_abrelu_derivative_dual(a: float, b: float, k11: float, k12: float, k22: float) -> float:
+    """A - B theta at 50 digits on the stored doubles (correlation clipped to [-1, 1])."""
+    with mpmath.workdps(50):
+        m11, m12, m22 = (mpmath.mpf(float(v)) for v in (k11, k12, k22))
+        r = max(min(m12 / mpmath.sqrt(m11 * m22), 1), -1)
+        theta = mpmath.acos(r)
+        return float((a * a + b * b) / 2 - (a - b) ** 2 * theta / (2 * mpmath.pi))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_collinear_inputs_derivative_dual_regression(seed: int) -> None:
+    """Regression: three exactly collinear inputs (rank-1 covariance from L L^T) gave the ReLU
+    derivative dual 0.5 - 2.8e-9 where the stored numbers define 0.5 - 1.1e-9 (an angle error of
+    order sqrt(eps) from sqrt(k11 k22) - k12); now within 1e-13 of the 50-digit value."""
+    rng = np.random.default_rng(seed)
+    L = rng.standard_normal((3, 1)) * 10.0 ** rng.uniform(-3, 3)
+    cov = L @ L.T
+    k11, k22 = np.diag(cov)[:, None] * np.ones((3, 3)), np.diag(cov)[None, :] * np.ones((3, 3))
+    for a, b in ((0.0, 1.0), (-1.0, 1.0), (0.2, 1.0)):
+        got = A.abrelu(a, b).dual_derivative(k11, cov, k22)
+        for i in range(3):
+            for j in range(3):
+                ref = _mp_abrelu_derivative_dual(a, b, k11[i, j], cov[i, j], k22[i, j])
+                assert got[i, j] == pytest.approx(ref, abs=1e-13 * (a * a + b * b)), (a, b, i, j)
+
+
+@pytest.mark.parametrize("q", [1e10, 1e14, 1e18, 1e100])
+def test_gelu_duals_at_huge_variance(q: float) -> None:
+    """E[(u Phi(u))^2]/q = 1/2 - E[z^2 Phi(sqrt q z) Phi(-sqrt q z)] = 1/2 - O(q^{-3/2}) and
+    E[phi'(u)^2] = 1/2 + O(q^{-1/2}) for u ~ N(0, q); the old form drifted to 0.5056 at q = 1e14
+    and NaN from 1e16."""
+    gelu = A.gelu()
+    assert gelu.dual(q, q, q) / q == pytest.approx(0.5, rel=1e-13)
+    assert gelu.dual_derivative(q, q, q) == pytest.approx(0.5, abs=2 / math.sqrt(q))
+    # uncorrelated inputs: E[phi(u)] E[phi(v)] = (q phi(0)/sqrt(1+q))^2 (the m = 0 Mehler term)
+    g0 = q / math.sqrt(2 * math.pi * (1 + q))
+    assert gelu.dual(q, 0.0, q) == pytest.approx(g0 * g0, rel=1e-13)
+
+
+def _gelu_dual_oracle(k11: float, k12: float, k22: float, deriv: bool) -> float:
+    """v = b(rho z1 + c z2) integrated over z2 in closed form, G(mu) = E[phi(mu + sigma z)]
+    = mu Phi(mu/s) + (sigma^2/s) varphi(mu/s), G'(mu) = Phi(mu/s) + mu varphi(mu/s)/s^3,
+    s = sqrt(1 + sigma^2); then mpmath.quad over z1 at 30 digits."""
+    with mpmath.workdps(30):
+        a, b = mpmath.sqrt(k11), mpmath.sqrt(k22)
+        rho = k12 / (a * b)
+        sigma = b * mpmath.sqrt(1 - rho * rho)
+        s = mpmath.sqrt(1 + sigma * sigma)
+
+        def inner(mu):
+            if deriv:
+                return mpmath.ncdf(mu / s) + mu * mpmath.npdf(mu / s) / s**3
+            return mu * mpmath.ncdf(mu / s) + sigma * sigma / s * mpmath.npdf(mu / s)
+
+        def outer(x):
+            return mpmath.ncdf(x) + x * mpmath.npdf(x) if deriv else x * mpmath.ncdf(x)
+
+        return float(mpmath.quad(lambda z: outer(a * z) * inner(b * rho * z) * mpmath.npdf(z), [-14, 0, 14]))
+
+
+@pytest.mark.parametrize("cov", [(1.0, 0.3, 2.0), (0.5, -0.2, 0.7), (3.0, 2.9, 3.0), (40.0, -39.0, 41.0)])
+def test_gelu_duals_match_one_dimensional_mpmath_quadrature(cov) -> None:
+    gelu = A.gelu()
+    assert float(gelu.dual(*cov)) == pytest.approx(_gelu_dual_oracle(*cov, False), rel=1e-12, abs=1e-14)
+    assert float(gelu.dual_derivative(*cov)) == pytest.approx(
+        _gelu_dual_oracle(*cov, True), rel=1e-12, abs=1e-14
+    )
+
+
+def test_abs_nearly_antiparallel_next_layer_gap() -> None:
+    """|x| maps nearly antiparallel inputs to nearly parallel ones; the new gap comes from the
+    delta = pi - theta form (no sqrt(eps) error): compare with 50-digit arithmetic."""
+    from fieldcurve.activations import MPMATH_OPS, NUMPY_OPS, abrelu_gap_step
+
+    for eps in (1e-6, 1e-10, 1e-14):
+        k12 = -(1 - eps)
+        out = abrelu_gap_step(-1.0, 1.0, 1.0, k12, 1.0, 1 - k12, eps, NUMPY_OPS)
+        with mpmath.workdps(50):
+            ref = abrelu_gap_step(
+                -1.0,
+                1.0,
+                mpmath.mpf(1),
+                mpmath.mpf(k12),
+                mpmath.mpf(1),
+                1 - mpmath.mpf(k12),
+                mpmath.mpf(eps),
+                MPMATH_OPS,
+            )
+            assert float(out[3]) == pytest.approx(float(ref[3]), rel=1e-12)

@@ -560,10 +560,22 @@ def test_gram_random_extreme_inputs_against_mpmath(seed):
     _assert_matches_mp(mlp, X[:3], X[3:])
 
 
-@pytest.mark.parametrize("act", ["erf", "gelu"])
-def test_general_activation_gram_never_returns_non_finite_entries(act):
+@pytest.mark.parametrize(("act", "scale"), [("erf", 1e77), ("gelu", 1e100)])
+def test_general_activation_gram_never_returns_non_finite_entries(act, scale):
     """Outside the abrelu family the closed-form duals overflow for huge inputs (|x|^2/d ~ 1e154
-    here): a ValueError instead of NaN entries."""
+    for erf, 1e200 for GELU): a ValueError instead of NaN entries."""
     X = np.random.default_rng(0).standard_normal((3, 4))
     with np.errstate(all="ignore"), pytest.raises(ValueError, match="non-finite entries"):
-        nngp_ntk_gram(fc.MLP(2, act, 1.5, 0.1), X * 1e77)
+        nngp_ntk_gram(fc.MLP(2, act, 1.5, 0.1), X * scale)
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e77])
+def test_gelu_gram_at_huge_inputs_is_the_relu_gram(scale):
+    """x Phi(x) = relu(x) + O(e^{-x^2/2}): at |x| ~ 1e10..1e77 the GELU network's NNGP equals the
+    ReLU network's (closed-form arc-cosine kernel) to round-off; the NTK up to the bias and
+    O(1/sqrt(q)) terms of the derivative dual (below 1e-10 at 1e10)."""
+    X = np.random.default_rng(0).standard_normal((3, 4)) * scale
+    g = nngp_ntk_gram(fc.MLP(2, "gelu", 1.5, 0.1), X)
+    r = nngp_ntk_gram(fc.MLP(2, "relu", 1.5, 0.1), X)
+    np.testing.assert_allclose(g[0], r[0], rtol=1e-13)
+    np.testing.assert_allclose(g[1], r[1], rtol=1e-10 if scale < 1e20 else 1e-13)

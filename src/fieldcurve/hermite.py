@@ -261,6 +261,9 @@ def hermite_log_moments(
     verify
         Run a second, independent rule (step 0.75 h, range 1.15 L, 32 more bits) and take the
         difference as the discretisation error estimate (for callables of unknown analyticity).
+        A parity class that both rules find at round-off level from some order on (at least
+        four orders up to ``M``: a polynomial plus a function of definite parity) is set to
+        exact zeros.
     max_bits
         Cap on the fixed-point precision; moments not resolved by then carry their larger
         relative error in :attr:`HermiteMoments.relative_errors`.
@@ -337,6 +340,19 @@ def hermite_log_moments(
         rel = np.maximum(rel2, diff)
         log_c, signs = log_c2, signs2
         B += 32
+        # a whole parity class at round-off level from some order on is a polynomial plus a
+        # function of definite parity (e.g. x/(1+x^2) + x^2/4): those moments are exact zeros
+        noise = rel > 0.5
+        for parity in (0, 1):
+            idx = np.arange(parity, M + 1, 2)
+            if not noise[idx[-1]]:
+                continue
+            first = len(idx)
+            while first > 0 and noise[idx[first - 1]]:
+                first -= 1
+            if len(idx) - first >= 4:
+                zero = idx[first:]
+                log_c[zero], signs[zero], rel[zero] = -np.inf, 0.0, 0.0
     m = np.arange(M + 1)
     from scipy.special import gammaln
 

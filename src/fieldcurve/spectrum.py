@@ -249,7 +249,10 @@ def _series_terms_needed(lmax: int, d: int) -> int:
     high-precision quadrature takes the rest.
     """
     peak = lmax + lmax * lmax / d
-    return int(min(max(3 * peak + 40, 256), 768))
+    return int(min(max(3 * peak + 40, 256), _SERIES_CAP))
+
+
+_SERIES_CAP = 768
 
 
 def _series(kernel: Kernel, d: int, lmax: int, n_max: int, k1: float) -> tuple[NDArray, NDArray] | None:
@@ -672,6 +675,13 @@ def spectrum(
                 raise ValueError(f"{kernel.name} provides no non-negative Taylor coefficients")
         else:
             take("series", res[0], np.ones(lmax + 1), res[1])
+            # truncation-limited degrees: a longer series (up to the cap) before other routes
+            while series_terms is None and unresolved_degrees() and n_terms < _SERIES_CAP:
+                n_terms = min(_SERIES_CAP, 2 * n_terms)
+                res = _series(kernel, d, lmax, n_terms, k1)
+                if res is None:
+                    break
+                take("series", res[0], np.ones(lmax + 1), res[1])
     if method == "quadrature" or (method == "auto" and unresolved_degrees()):
         lam_q, err_q = _quadrature(kernel, d, lmax)
         with np.errstate(divide="ignore"):
