@@ -443,18 +443,14 @@ def _abrelu_unit_step(
     a: float, b: float, rho: NDArray[np.float64], gap: NDArray[np.float64], cogap: NDArray[np.float64]
 ) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     r"""One abrelu layer at unit variances: :math:`(k_{12}', g_-', g_+', \mathbb E[\phi'\phi'])`
-        from :math:`(
-    ho, g_\mp = 1\mp
-    ho)`, as :func:`~fieldcurve.activations.abrelu_gap_step`
-        with :math:`k_{11} = k_{22} = 1`, except that past :math:`	heta = \pi/2` the new gap is
-        written in :math:`\delta = \pi - 	heta` as
+    from :math:`(\rho, g_\mp = 1\mp\rho)`, as :func:`~fieldcurve.activations.abrelu_gap_step`
+    with :math:`k_{11} = k_{22} = 1`; past :math:`\theta = \pi/2` the new gap is written in
+    :math:`\delta = \pi - \theta` as
 
-        .. math:: g_-' = 	frac12(a+b)^2 - 2ab\sin^2(\delta/2) - B(\sin\delta - \delta\cos\delta),
+    .. math:: g_-' = \tfrac12(a+b)^2 - 2ab\sin^2(\delta/2) - B(\sin\delta - \delta\cos\delta),
 
-        whose terms do not cancel when :math:`ab < 0` (e.g. :math:`|x|`, for which nearly antiparallel
-        inputs become nearly parallel: the form :math:`Ag_- - B(\sin	heta - 	heta\cos	heta)`
-        subtracts two numbers near 2 there and leaves an error of order :math:`\sqrt{\epsilon}` in
-        the next angle).
+    whose terms do not cancel when :math:`ab < 0` (e.g. :math:`|x|`, for which nearly antiparallel
+    inputs become nearly parallel).
     """
     big_a, big_b = (a * a + b * b) / 2, (a - b) ** 2 / (2 * np.pi)
     smtc = NUMPY_OPS.sin_minus_theta_cos
@@ -711,6 +707,409 @@ def ntk_kernel(mlp: MLP) -> MLPKernel:
 
 
 # --------------------------------------------------------------------------- user kernels
+# Taylor coefficients of user kernels by Cauchy integrals (DotProductKernel with analytic input)
+_EPS = float(np.finfo(np.float64).eps)
+_CAUCHY_RTOL = 1e-12  # relative error the coefficients' errors may cause in any eigenvalue
+_CAUCHY_ORDERS = 1023  # orders always computed (results independent of the order requested)
+_CAUCHY_NODES_MAX = 2**16
+_CAUCHY_R_MIN = 1.0 / 16
+_CAUCHY_R_MAX = 2.0**14
+_CAUCHY_STEP = 2.0**0.125
+_CAUCHY_ROUNDOFF = 4.0  # safety factor of the round-off model (measured errors <= 0.4 x model)
+_CAUCHY_TAIL = 16.0
+_CAUCHY_AIM = 1e-10  # eigenvalue accuracy that steers the truncation order (not a guarantee)
+
+
+@dataclass(frozen=True)
+class _Circle:
+    """Trapezoidal Cauchy integral of ``fn`` on ``|z| = radius`` with ``nodes`` points.
+
+    ``coeffs[m]`` approximates :math:`b_m R^m / M` (:math:`M` the largest sampled
+    :math:`|k|`, :math:`\\log M` = ``log_scale``) for :math:`m <` ``nodes``/2, with absolute
+    error about ``exp(log_noise)`` in :math:`b_m R^m` (round-off plus the aliased tail).
+    """
+
+    radius: float
+    nodes: int
+    log_scale: float
+    coeffs: NDArray[np.float64]
+    log_noise: float
+
+
+@dataclass(frozen=True)
+class _CauchySeries:
+    """Cauchy-integral estimates :math:`\\tilde b_n` (sign, log|.|) and error bars, n <= n_top."""
+
+    sign: NDArray[np.float64]
+    log_abs: NDArray[np.float64]
+    log_err: NDArray[np.float64]
+    log_tail_top: float  # log of an estimate of sum_{n > n_top} b_n
+    radii: NDArray[np.float64]  # the admissible circles and log max|k| on them (tail bounds)
+    log_scales: NDArray[np.float64]
+
+    @property
+    def n_top(self) -> int:
+        return len(self.sign) - 1
+
+
+@dataclass(frozen=True)
+class _NoSeries:
+    """Why the Cauchy route does not apply; ``kernel_invalid``: a negative coefficient (a property
+    of the kernel, not a failure of the method)."""
+
+    reason: str
+    kernel_invalid: bool = False
+
+
+def _quiet_call(fn: Callable[..., Any], x: NDArray) -> NDArray:
+    """``np.asarray(fn(x))`` with floating-point and Python warnings silenced (probe points)."""
+    import warnings  # local: the module's import block belongs to the code above
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(fn(x))
+
+
+def _call_complex(fn: Callable[..., Any], z: NDArray[np.complex128]) -> NDArray[np.complex128] | None:
+    """``fn(z)`` as a complex array of ``z``'s shape, or None if ``fn`` fails on complex input."""
+    try:
+        out = _quiet_call(fn, z)
+        if out.dtype.kind not in "biufc":
+            return None
+        with np.errstate(all="ignore"):
+            return np.broadcast_to(out.astype(np.complex128), z.shape).copy()
+    except Exception:  # a user function rejecting complex input in any way: no Cauchy route
+        return None
+
+
+def _probe_analytic(fn: Callable[..., Any]) -> str | None:
+    """Why ``fn`` cannot be continued to complex arguments, or None if the probe passes.
+
+    ``fn`` must accept a complex array, agree with its real values on the real axis and satisfy
+    :math:`k(\\bar z) = \\overline{k(z)}` (real on the real axis) at points with :math:`|z| = 1/2`,
+    all to :math:`10^{-12}` of the largest value.
+    """
+    x = np.array([-0.9, -0.4, 0.0, 0.35, 0.8])
+    try:
+        real = _real_values(fn, x)
+    except Exception as exc:  # reported to the caller as the reason
+        return f"fn fails on a real array ({exc!r})"
+    on_axis = _call_complex(fn, x.astype(np.complex128))
+    if on_axis is None:
+        return "fn does not accept complex arrays"
+    theta = np.array([0.4, 1.3, 2.2, 3.0])
+    z = 0.5 * np.exp(1j * theta)
+    upper, lower = _call_complex(fn, z), _call_complex(fn, np.conj(z))
+    if upper is None or lower is None:
+        return "fn does not accept complex arrays off the real axis"
+    values = np.concatenate([real, on_axis, upper, lower])
+    if not np.all(np.isfinite(values)):
+        return "fn is not finite at complex points with |t| <= 1/2"
+    tol = 1e-12 * float(np.max(np.abs(values)))
+    if np.max(np.abs(on_axis - real)) > tol:
+        return "fn's values at complex arguments on the real axis differ from its real values"
+    if np.max(np.abs(lower - np.conj(upper))) > tol:
+        return "fn(conj(t)) != conj(fn(t)): not real on the real axis"
+    return None
+
+
+def _cauchy_circle(fn: Callable[..., Any], radius: float, nodes_min: int) -> _Circle | None:
+    r"""Cauchy integral on one circle, doubling the nodes until the coefficients' tail is at round-off.
+
+    Samples :math:`v_j = k(Re^{2\pi ij/K})` on the upper half (the lower half is
+    :math:`\bar v_{K-j}`), :math:`c_m = \frac1K\sum_j v_j e^{-2\pi ijm/K}`. The circle is
+    admissible when :math:`\max_{m\ge K/2}|c_m|` (aliased coefficients, or the Laurent part of a
+    singularity inside the circle) is below :math:`16\epsilon(S_0 + S_1)`, with
+    :math:`S_0 = \overline{|k|}` and :math:`S_1 = \overline{|z k'(z)|}` (from :math:`m c_m`) the
+    mean moduli on the circle; the round-off of each :math:`c_m` is modelled as
+    :math:`4\epsilon(S_0+S_1)` (sample errors of a few ulp of :math:`|k|`, and the ulp of the
+    node times :math:`|k'|`). None when values are non-finite or no node count up to
+    :math:`2^{16}` passes (the circle meets or encloses a singularity).
+    """
+    K = nodes_min
+    half: NDArray[np.complex128] | None = None
+    while True:
+        j = np.arange(K // 2 + 1) if half is None else np.arange(1, K // 2, 2)
+        theta = (2 * np.pi / K) * j
+        v = _call_complex(fn, radius * (np.cos(theta) + 1j * np.sin(theta)))
+        if v is None or not np.all(np.isfinite(v)):
+            return None
+        if half is None:
+            half = v
+        else:  # the previous nodes are the even nodes of the doubled rule
+            merged = np.empty(K // 2 + 1, dtype=np.complex128)
+            merged[0::2], merged[1::2] = half, v
+            half = merged
+        full = np.concatenate([half, np.conj(half[-2:0:-1])])
+        full[0], full[K // 2] = full[0].real, full[K // 2].real
+        scale = float(np.max(np.abs(full)))
+        if scale == 0:  # k = 0 on a whole circle: zero kernel, or fn is not the analytic function
+            return None
+        with np.errstate(under="ignore"):
+            c = np.fft.fft(full / scale).real / K
+            s0 = float(np.mean(np.abs(full / scale)))
+            m = np.arange(K // 2)
+            s1 = float(
+                np.mean(np.abs(np.fft.ifft(np.concatenate([m * c[: K // 2], np.zeros(K - K // 2)])) * K))
+            )
+        tail = float(np.max(np.abs(c[K // 2 :])))
+        if tail <= _CAUCHY_TAIL * _EPS * (s0 + s1):
+            noise = _CAUCHY_ROUNDOFF * _EPS * (s0 + s1) + tail
+            return _Circle(radius, K, math.log(scale), c, math.log(noise) + math.log(scale))
+        if K >= _CAUCHY_NODES_MAX:
+            return None
+        K *= 2
+
+
+def _cauchy_circles(fn: Callable[..., Any], n_top: int) -> list[_Circle]:
+    """Admissible circles: a geometric grid from 1/16 outwards (ratio :math:`2^{1/8}`), then bisection
+    towards the first inadmissible radius (the radius of convergence, or overflow).
+
+    The grid stops at the first inadmissible circle, at :math:`2^{14}`, or once 16 successive
+    circles improve no order's error bound by a factor 2.
+    """
+    nodes_min = max(64, 1 << (2 * n_top + 1).bit_length())
+    n = np.arange(n_top + 1)
+    circles: list[_Circle] = []
+    best = np.full(n_top + 1, np.inf)
+    stale, step, bad = 0, 0, None
+    while True:
+        radius = _CAUCHY_R_MIN * _CAUCHY_STEP**step
+        if radius > _CAUCHY_R_MAX:
+            break
+        circle = _cauchy_circle(fn, radius, nodes_min)
+        if circle is None:
+            bad = radius
+            break
+        circles.append(circle)
+        bound = circle.log_noise - n * math.log(radius)
+        stale = 0 if np.any(bound < best - math.log(2)) else stale + 1
+        best = np.minimum(best, bound)
+        if stale >= 16:
+            break
+        step += 1
+    if bad is not None and circles:
+        good = circles[-1].radius
+        for _ in range(16):
+            if bad / good - 1 <= 1 / (4 * (n_top + 1)):
+                break
+            mid = math.sqrt(good * bad)
+            circle = _cauchy_circle(fn, mid, nodes_min)
+            if circle is None:
+                bad = mid
+            else:
+                circles.append(circle)
+                good = mid
+    return circles
+
+
+def _log_abs_diff(s1: NDArray, l1: NDArray, s2: NDArray, l2: NDArray) -> NDArray[np.float64]:
+    """log|s1 e^l1 - s2 e^l2| elementwise."""
+    ref = np.maximum(l1, l2)
+    ref = np.where(np.isfinite(ref), ref, 0.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        return ref + np.log(np.abs(s1 * np.exp(l1 - ref) - s2 * np.exp(l2 - ref)))
+
+
+def _cauchy_series(fn: Callable[..., Any], n_top: int) -> _CauchySeries | _NoSeries:
+    r"""Taylor coefficients :math:`b_0..b_{n_{top}}` of an analytic ``fn`` by Cauchy integrals.
+
+    .. math:: b_n = \frac1{2\pi i}\oint_{|z|=R}\frac{k(z)}{z^{n+1}}\,dz
+              \approx \frac{R^{-n}}K\sum_{j<K}k(R\omega^j)\,\omega^{-jn},\qquad \omega = e^{2\pi i/K},
+
+    on every admissible circle of :func:`_cauchy_circles`; order :math:`n` takes the circle with
+    the smallest error bound :math:`E_n(R) = R^{-n}(4\epsilon(S_0+S_1) + \text{tail})M(R)` — the
+    radius that balances round-off against the growth of :math:`k`, :math:`R_n \approx ns` for
+    :math:`e^{t/s}` (Bornemann 2011, Found. Comput. Math. 11, 1–63; Fornberg 1981, ACM TOMS 7,
+    512–526) — plus the :math:`2\epsilon(|\log b_n| + 1)` of its logarithm. The circle with the
+    second smallest bound cross-checks it: a disagreement beyond both bounds becomes the error
+    bar, and beyond 100 times both bounds ``fn`` is taken not to be analytic.
+
+    Returns a :class:`_NoSeries` when the route does not apply: ``fn`` fails the complex probe,
+    no circle is admissible, the circles disagree, a coefficient is negative beyond three error
+    bars (the kernel is not positive definite on every sphere), or :math:`\sum_n\tilde b_nx^n`
+    misses ``fn(x)`` on :math:`[-1, 1]` by more than the error bars allow.
+    """
+    reason = _probe_analytic(fn)
+    if reason is not None:
+        return _NoSeries(reason)
+    circles = _cauchy_circles(fn, n_top)
+    if len(circles) < 2:
+        return _NoSeries("no circle around 0 on which fn is analytic and finite was found")
+    n = np.arange(n_top + 1)
+    radii = np.array([c.radius for c in circles])
+    log_scales = np.array([c.log_scale for c in circles])
+    log_e = np.array([c.log_noise for c in circles])[:, None] - n[None, :] * np.log(radii)[:, None]
+    order = np.argsort(log_e, axis=0, kind="stable")
+
+    def estimate(pick: NDArray[np.intp]) -> tuple[NDArray, NDArray, NDArray]:
+        raw = np.array([circles[i].coeffs[k] for k, i in enumerate(pick)])
+        with np.errstate(divide="ignore"):
+            log_abs = np.log(np.abs(raw)) + log_scales[pick] - n * np.log(radii[pick])
+        log_abs = np.where(raw != 0, log_abs, -np.inf)
+        finite = np.isfinite(log_abs)
+        rounding = np.where(
+            finite, np.log(2 * _EPS * (np.abs(np.where(finite, log_abs, 0)) + 1)) + log_abs, -np.inf
+        )
+        return np.sign(raw), log_abs, np.logaddexp(log_e[pick, n], rounding)
+
+    sign, log_abs, log_err = estimate(order[0])
+    sign2, log_abs2, log_err2 = estimate(order[1])
+    log_diff = _log_abs_diff(sign, log_abs, sign2, log_abs2)
+    bars = np.logaddexp(log_err, log_err2)
+    if np.any(log_diff > bars + math.log(100)):
+        worst = int(np.argmax(log_diff - bars))
+        return _NoSeries(
+            f"Cauchy integrals on different circles disagree at order {worst}: fn is not analytic"
+        )
+    log_err = np.where(log_diff > bars, np.maximum(log_err, log_diff), log_err)
+    negative = (sign < 0) & (log_abs > log_err + math.log(3))
+    if np.any(negative):
+        k = int(np.argmax(negative))
+        return _NoSeries(f"Taylor coefficient b_{k} = -{math.exp(log_abs[k]):.3e} is negative", True)
+    # tail beyond n_top: b_n <= M(R) R^-n with R > 1, else k(1) minus the lower bounds
+    big = radii > 1
+    if big.any():
+        log_tail_top = float(np.min(log_scales[big] - (n_top + 1) * np.log(radii[big])))
+    else:
+        with np.errstate(under="ignore", invalid="ignore", divide="ignore"):
+            lower = np.where(
+                sign > 0, log_abs + np.log1p(-np.minimum(np.exp(log_err - log_abs), 1.0)), -np.inf
+            )
+            upper = np.logaddexp(np.where(sign > 0, log_abs, -np.inf), log_err)
+            k_one = float(_real_values(fn, np.array([1.0]))[0])
+            rest = k_one - float(np.sum(np.exp(lower)))
+            slack = 8 * _EPS * (abs(k_one) + float(np.sum(np.exp(upper))))
+        log_tail_top = math.log(max(rest, 0.0) + slack) if max(rest, 0.0) + slack > 0 else -math.inf
+    series = _CauchySeries(sign, log_abs, log_err, log_tail_top, radii, log_scales)
+    if not _reproduces_fn(fn, series):
+        return _NoSeries("the Taylor series from Cauchy integrals does not reproduce fn on [-1, 1]")
+    return series
+
+
+def _real_values(fn: Callable[..., Any], x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.broadcast_to(_quiet_call(fn, x).astype(np.float64), x.shape)
+
+
+def _reproduces_fn(fn: Callable[..., Any], series: _CauchySeries) -> bool:
+    r"""Whether :math:`|k(x) - \sum_{n\le n_{top}}\tilde b_nx^n|` is within the error bars on
+    :math:`x \in [-1, 1]` (scaled to 0.95 of the largest admissible radius when that is below 1).
+
+    Allowed: :math:`\sum_n e_n|x|^n`, the tail :math:`\min_{R>|x|}M(R)(|x|/R)^{N+1}/(1-|x|/R)`
+    (or the tail estimate at :math:`|x| \le 1` when no circle reaches beyond), and
+    :math:`8\epsilon` of the values and of the sum of moduli.
+    """
+    span = min(1.0, 0.95 * float(series.radii.max()))
+    x = span * np.array([-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0])
+    real = _real_values(fn, x)
+    n = np.arange(series.n_top + 1)
+    ax = np.abs(x)[:, None]
+    with np.errstate(divide="ignore", under="ignore", invalid="ignore"):
+        log_x = np.where(n[None, :] == 0, 0.0, np.log(ax) * n[None, :])
+        terms = series.sign[None, :] * np.exp(series.log_abs[None, :] + log_x)
+        total = np.sum(np.where(x[:, None] < 0, (-1.0) ** n[None, :], 1.0) * terms, axis=1)
+        bars = np.sum(np.exp(series.log_err[None, :] + log_x), axis=1)
+        r, ls = series.radii[None, :], series.log_scales[None, :]
+        geo = np.where(ax < r, ls + (series.n_top + 1) * np.log(ax / r) - np.log1p(-ax / r), np.inf).min(
+            axis=1
+        )
+        tail = np.exp(np.minimum(geo, series.log_tail_top))
+    allowed = bars + tail + 8 * _EPS * (np.abs(real) + np.sum(np.abs(terms), axis=1))
+    return bool(np.all(np.abs(real - total) <= allowed))
+
+
+@dataclass(frozen=True)
+class _Table:
+    r"""Per truncation order N: the remainder to return and the number of degrees it resolves.
+
+    ``log_value``/``log_error``: :math:`\log v_n`, :math:`\log a_n` for every order (see
+    :func:`_cauchy_table`); ``log_remainder[N]``, ``resolved[N]`` for N = 0..n_max.
+    """
+
+    log_value: NDArray[np.float64]
+    log_error: NDArray[np.float64]
+    log_remainder: NDArray[np.float64]
+    resolved: NDArray[np.int64]
+
+
+def _cauchy_tail(series: _CauchySeries, n_max: int) -> NDArray[np.float64]:
+    r"""log of an estimate of :math:`\sum_{n>N}b_n` for N = 0..n_max (``n_max <= n_top``).
+
+    The smaller of :math:`\sum_{N<n\le n_{top}}(\tilde b_n^+ + e_n) + T_{top}` and
+    :math:`\min_{R>1} M(R)R^{-N-1}` (with :math:`b_n\ge 0`, :math:`\sum_{n>N}b_n \le
+    R^{-N-1}\sum_n b_nR^n = R^{-N-1}k(R)` and :math:`k(R) = M(R)`).
+    """
+    with np.errstate(divide="ignore"):
+        upper = np.logaddexp(np.where(series.sign > 0, series.log_abs, -np.inf), series.log_err)
+    suffix = np.logaddexp.accumulate(upper[::-1])[::-1]  # suffix[k] = log sum_{k <= n <= n_top}
+    tail = np.logaddexp(np.append(suffix[1:], -np.inf), series.log_tail_top)[: n_max + 1]
+    big = series.radii > 1
+    if big.any():
+        N = np.arange(n_max + 1)
+        bound = series.log_scales[big][:, None] - (N[None, :] + 1) * np.log(series.radii[big])[:, None]
+        tail = np.minimum(tail, bound.min(axis=0))
+    return tail
+
+
+def _cauchy_table(series: _CauchySeries, n_max: int, d: int | None) -> _Table:
+    r"""Remainders and resolved-degree counts for every truncation order N <= ``n_max``.
+
+    Order n is returned as :math:`v_n = \tilde b_n` when :math:`\tilde b_n > e_n` (error
+    :math:`a_n = e_n`), else as :math:`v_n = 0` (:math:`a_n = \tilde b_n^+ + e_n`, as
+    :math:`b_n \ge 0`). The coefficient errors of orders :math:`\le N` move
+    :math:`\lambda_l = \sum_n b_n\mu_{l,n}` by at most :math:`A_l = \sum_{n\le N}a_n\mu_{l,n}`.
+    Every degree :math:`l\le N` has either :math:`A_l \le 10^{-12}(V_l - A_l)`,
+    :math:`V_l = \sum_{n\le N}v_n\mu_{l,n}` (the relative error :meth:`DotProductKernel.taylor_rtol`
+    reports), or is covered by the remainder: :math:`\mathcal R_N \ge A_l/\mu_{l,n^*}`,
+    :math:`n^*` the first omitted order of the parity of ``l`` — the spectrum multiplies the
+    remainder by :math:`\max_{n\ge n^*}\mu_{l,n} \ge \mu_{l,n^*}`. :math:`\mathcal R_N` is the
+    larger of that and the tail estimate :func:`_cauchy_tail`. A degree counts as resolved when
+    :math:`V_l > 0` and its predicted error is below :math:`10^{-10}V_l`. Without ``d``, only
+    orders before the first one with :math:`a_n > 10^{-12}v_n` count (resolved = N + 1 there,
+    0 beyond) and the remainder is the tail estimate.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = (series.sign > 0) & (series.log_abs > series.log_err)
+        log_v = np.where(keep, series.log_abs, -np.inf)[: n_max + 1]
+        positive = np.where(series.sign > 0, series.log_abs, -np.inf)
+        log_a = np.where(keep, series.log_err, np.logaddexp(positive, series.log_err))[: n_max + 1]
+    tail = _cauchy_tail(series, n_max)
+    log_tol = math.log(_CAUCHY_RTOL)
+    N = np.arange(n_max + 1)
+    if d is None:
+        fine = np.isfinite(log_v) & (log_a <= log_tol + log_v)
+        first_bad = int(np.argmin(fine)) if not fine.all() else n_max + 1
+        return _Table(log_v, log_a, tail, np.where(N < first_bad, N + 1, 0))
+    from fieldcurve.spectrum import monomial_log_eigenvalues  # spectrum imports this module
+
+    log_mu = monomial_log_eigenvalues(d, n_max, n_max + 2)  # [l, n]
+
+    def block(lo: int) -> tuple[NDArray, ...]:
+        """Rows l = lo..lo+127: valid, V, A, log mu_{l,n*}, relative budget met (all [l, N])."""
+        l = np.arange(lo, min(lo + 128, n_max + 1))[:, None]
+        mu = log_mu[l[:, 0]]
+        cum_v = np.logaddexp.accumulate(log_v[None, :] + mu[:, : n_max + 1], axis=1)
+        cum_a = np.logaddexp.accumulate(log_a[None, :] + mu[:, : n_max + 1], axis=1)
+        mu_star = np.take_along_axis(mu, N[None, :] + 1 + (N[None, :] + 1 - l) % 2, axis=1)
+        rel_ok = cum_a <= cum_v + log_tol - math.log1p(_CAUCHY_RTOL)
+        return l <= N[None, :], cum_v, cum_a, mu_star, rel_ok
+
+    need = np.full(n_max + 1, -np.inf)
+    with np.errstate(invalid="ignore"):
+        for lo in range(0, n_max + 1, 128):
+            valid, _, cum_a, mu_star, rel_ok = block(lo)
+            need = np.maximum(need, np.where(valid & ~rel_ok, cum_a - mu_star, -np.inf).max(axis=0))
+        rem = np.maximum(tail, need)
+        resolved = np.zeros(n_max + 1, dtype=np.int64)
+        for lo in range(0, n_max + 1, 128):
+            valid, cum_v, cum_a, mu_star, rel_ok = block(lo)
+            predicted = np.logaddexp(np.where(rel_ok, cum_v + log_tol, cum_a), rem[None, :] + mu_star)
+            resolved += (valid & np.isfinite(cum_v) & (predicted <= cum_v + math.log(_CAUCHY_AIM))).sum(
+                axis=0
+            )
+    return _Table(log_v, log_a, rem, resolved)
+
+
 class DotProductKernel(Kernel):
     r"""Wrap a user function :math:`k(t)` of the cosine :math:`t = x\cdot x'/d`.
 
@@ -731,6 +1130,46 @@ class DotProductKernel(Kernel):
         route's error bound; without it the remainder is :math:`k(1) - \sum_{n\le n_{max}} b_n`).
     name
         Label used in tables and plots.
+    analytic
+        Whether to derive the Taylor coefficients from ``fn`` at complex arguments when neither
+        ``taylor`` nor ``log_taylor`` is given. ``None`` (default): probe — ``fn`` must accept a
+        complex array, match its real values on the real axis and be real-symmetric
+        (:math:`k(\bar z) = \overline{k(z)}`), and the coefficients must pass the checks of the
+        Notes; otherwise the coefficients are ``None`` and the spectrum uses its quadrature
+        routes. ``False``: never call ``fn`` with complex numbers (e.g. ``fn`` has side
+        effects or is expensive). ``True``: as ``None``, but a failed probe or check raises
+        ``ValueError`` with the reason (a kernel with a negative Taylor coefficient still gives
+        ``None``: that is a property of the kernel, not a failure).
+
+    Notes
+    -----
+    Cauchy route (``analytic`` not ``False``). A kernel analytic in a disc :math:`|t| < \rho`
+    (:math:`\rho \ge 1` when all :math:`b_n \ge 0` and :math:`k(1)` is finite) has
+
+    .. math:: b_n = \frac1{2\pi i}\oint_{|z|=R}\frac{k(z)}{z^{n+1}}dz,\qquad 0 < R < \rho,
+
+    evaluated by the trapezoidal rule (FFT) on a grid of radii :math:`2^{j/8}/16` up to the
+    largest admissible one (bisected towards :math:`\rho` or the overflow of :math:`k`); each
+    order uses the radius with the smallest error bound (round-off :math:`\approx
+    4\epsilon\,\overline{(|k| + |zk'|)}\,R^{-n}` against the alias of the tail), as in
+    Bornemann (2011), *Accuracy and stability of computing high-order derivatives of analytic
+    functions by Cauchy integrals*, Found. Comput. Math. 11, 1–63. Measured against exact
+    coefficients in mpmath, all orders 0–1023 (``tests/test_cauchy_taylor.py`` checks those
+    returned): every error is at most 0.4 times its bound; relative errors up to order 768 are
+    below :math:`9\times10^{-13}` for :math:`e^{2t}` (the overflow of :math:`k` caps the radius
+    at 355), :math:`2\times10^{-13}` for :math:`e^{100t}`, :math:`10^{-13}` for
+    :math:`(1-t/2)^{-3/2}` and :math:`1-\log(1-t/2)`.
+    Checks: the second-best circle agrees within the bounds, no coefficient is negative beyond
+    three error bars, and the series reproduces ``fn`` on :math:`[-1,1]`. The series is cut at
+    an order N such that the coefficient errors change no eigenvalue :math:`\lambda_l`
+    (:math:`l \le N`) by more than :math:`10^{-12}` relative (:meth:`taylor_rtol`), or are
+    covered by the remainder :meth:`log_taylor_remainder` — an estimate:
+    :math:`\min_{R>1} M(R)R^{-N-1}` (a bound for :math:`b_n \ge 0`, as then :math:`M(R) = k(R)`)
+    or the error bars of the omitted orders. Coefficients consistent with zero are returned as 0,
+    their error bars in :meth:`log_taylor_errors`. A kernel analytic only in the unit disc (branch
+    point at :math:`t = 1`, e.g. :math:`2-\sqrt{1-t}` with :math:`b_n \sim n^{-3/2}`) has error
+    bounds growing relative to :math:`b_n`, and its series stops earlier (order 57 at
+    :math:`d = 2000`).
     """
 
     def __init__(
@@ -741,15 +1180,21 @@ class DotProductKernel(Kernel):
         name: str = "user kernel",
         log_taylor: Callable[[int], NDArray[np.float64]] | None = None,
         log_taylor_remainder: Callable[[int], float] | None = None,
+        analytic: bool | None = None,
     ):
         if not callable(fn):
             raise TypeError("fn must be callable")
+        if analytic is not None and not isinstance(analytic, bool):
+            raise TypeError(f"analytic must be True, False or None, got {analytic!r}")
         self.fn = fn
         self.mp_fn = mp_fn
         self._taylor = taylor
         self._log_taylor = log_taylor
         self._log_remainder = log_taylor_remainder
         self.name = name
+        self.analytic = analytic
+        self._series: _CauchySeries | _NoSeries | None = None
+        self._tables: dict[int | None, _Table] = {}
 
     def __repr__(self) -> str:
         return f"DotProductKernel({self.name!r})"
@@ -769,20 +1214,114 @@ class DotProductKernel(Kernel):
             raise NotImplementedError(f"{self.name} has no mpmath evaluation (pass mp_fn)")
         return self.mp_fn(t)
 
-    def taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
-        if self._taylor is None:
-            if self._log_taylor is not None:
-                return np.exp(self.log_taylor_coefficients(n_max, d))
+    @property
+    def taylor_source(self) -> str | None:
+        """``"explicit"`` (``taylor``/``log_taylor`` given), ``"cauchy"`` or None (no coefficients)."""
+        if self._taylor is not None or self._log_taylor is not None:
+            return "explicit"
+        return "cauchy" if self._cauchy(0) is not None else None
+
+    def _cauchy(self, n_max: int) -> _CauchySeries | None:
+        """The Cauchy series through order >= ``n_max`` (computed for at least 1023 orders, once)."""
+        if self.analytic is False:
             return None
+        series = self._series
+        if series is None or (isinstance(series, _CauchySeries) and series.n_top < n_max):
+            series = _cauchy_series(self.fn, max(n_max, _CAUCHY_ORDERS))
+            self._series, self._tables = series, {}
+        if isinstance(series, _NoSeries):
+            if self.analytic and not series.kernel_invalid:
+                raise ValueError(
+                    f"analytic=True, but the Cauchy route fails for {self.name}: {series.reason}"
+                )
+            return None
+        return series
+
+    def _table(self, n_max: int, d: int | None) -> _Table | None:
+        from fieldcurve._checks import check_dimension  # local: the import block is not this section's
+
+        n_max = check_nonneg_int(n_max, "n_max")
+        if d is not None:
+            d = check_dimension(d)
+        series = self._cauchy(n_max)
+        if series is None:
+            return None
+        table = self._tables.get(d)
+        if table is None or len(table.log_remainder) <= n_max:
+            table = self._tables[d] = _cauchy_table(series, n_max, d)
+        return table
+
+    def _cut(self, n_max: int, d: int | None) -> tuple[_Table, int] | None:
+        """The table and the truncation order N <= n_max resolving the most degrees (then the
+        smallest remainder), or None."""
+        table = self._table(n_max, d)
+        if table is None:
+            return None
+        resolved = table.resolved[: n_max + 1]
+        if resolved.max() == 0:
+            return None
+        best = np.flatnonzero(resolved == resolved.max())
+        return table, int(best[np.argmin(table.log_remainder[best])])
+
+    def taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
+        """Taylor coefficients :math:`b_0..b_N`, :math:`N \\le n_{max}` (see the class Notes).
+
+        Explicit coefficients have ``n_max + 1`` entries; Cauchy ones stop at the order N of
+        the class Notes (it depends on ``d``), the omitted orders being covered by
+        :meth:`log_taylor_remainder` ``(N, d)``. Values below the double range underflow to 0;
+        use :meth:`log_taylor_coefficients`.
+        """
+        if self._taylor is None:
+            log_b = self.log_taylor_coefficients(n_max, d)
+            if log_b is None:
+                return None
+            with np.errstate(under="ignore"):
+                return np.exp(log_b)
         return np.asarray(self._taylor(n_max), dtype=np.float64)
 
     def log_taylor_coefficients(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
         if self._log_taylor is not None:
             return np.asarray(self._log_taylor(n_max), dtype=np.float64)
-        return super().log_taylor_coefficients(n_max, d)
+        if self._taylor is not None:
+            return super().log_taylor_coefficients(n_max, d)
+        cut = self._cut(n_max, d)
+        return None if cut is None else cut[0].log_value[: cut[1] + 1].copy()
+
+    def log_taylor_errors(self, n_max: int, d: int | None = None) -> NDArray[np.float64] | None:
+        r"""log of the estimated absolute error of each coefficient of :meth:`log_taylor_coefficients`.
+
+        Cauchy coefficients only (None for explicit ones, which are taken as exact): the bound of
+        the circle used, widened by the cross-check, plus the rounding of :math:`\log b_n`; for a
+        coefficient returned as 0, the upper end :math:`\tilde b_n^+ + e_n` of its interval.
+        """
+        if self._taylor is not None or self._log_taylor is not None:
+            return None
+        cut = self._cut(n_max, d)
+        return None if cut is None else cut[0].log_error[: cut[1] + 1].copy()
+
+    def taylor_rtol(self, n_max: int, d: int | None = None) -> float | None:
+        r"""Relative error the coefficients' errors may cause in :math:`\lambda_l = \sum_n b_n\mu_{l,n}`.
+
+        :math:`10^{-12}` for Cauchy coefficients (degrees whose coefficient errors exceed it are
+        covered by :meth:`log_taylor_remainder` instead); None for explicit coefficients (exact).
+        """
+        if self._taylor is not None or self._log_taylor is not None:
+            return None
+        return None if self._cut(n_max, d) is None else _CAUCHY_RTOL
 
     def log_taylor_remainder(self, n_max: int, d: int | None = None) -> float | None:
-        return None if self._log_remainder is None else float(self._log_remainder(n_max))
+        """log of a bound on :math:`\\sum_{n>n_{max}} b_n` (an estimate for Cauchy coefficients).
+
+        For Cauchy coefficients truncated at ``n_max`` it also covers the errors of orders up to
+        ``n_max`` beyond the relative budget of :meth:`taylor_rtol` (class Notes), for the ``d``
+        given; without ``d`` it is None unless every order up to ``n_max`` meets that budget.
+        """
+        if self._taylor is not None or self._log_taylor is not None:
+            return None if self._log_remainder is None else float(self._log_remainder(n_max))
+        table = self._table(n_max, d)
+        if table is None or (d is None and table.resolved[n_max] == 0):
+            return None
+        return float(table.log_remainder[n_max])
 
 
 _T = sympy.Symbol("t")
