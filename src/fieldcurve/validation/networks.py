@@ -9,8 +9,12 @@ Conventions (those of :mod:`fieldcurve.kernels`, after neural-tangents): the net
 * standard parameterisation: :math:`z = hW + b` with :math:`W_{jk}\sim\mathcal N(0,
   \sigma_{w,i}^2/n_{in})`, :math:`b_k \sim \mathcal N(0, \sigma_{b,i}^2)`;
 
-:math:`n_{in} = d` for the first layer, whose input kernel is then :math:`x\cdot x'/d`; a layer
-with :math:`\sigma_b^2 = 0` has no bias. As :math:`n\to\infty` the output covariance tends to
+:math:`n_{in} = d` for the first layer, whose input kernel is then :math:`x\cdot x'/d`. Dense
+layer :math:`i` has a bias :math:`b` iff ``mlp.has_bias[i]`` (``MLP(bias=...)``: by default iff
+:math:`\sigma_{b,i}^2 > 0`; with ``bias="trainable"`` also at :math:`\sigma_{b,i}^2 = 0`, where
+the standard parameterisation's bias starts at zero and is trained — adding 1 per such layer to
+the NTK — and the NTK parameterisation's :math:`\sigma_b b` is identically zero). As
+:math:`n\to\infty` the output covariance tends to
 ``nngp_kernel(mlp)`` and the empirical NTK :math:`\sum_\theta \partial_\theta f(x)\,
 \partial_\theta f(x')` to ``ntk_kernel(mlp)``, with fluctuations of order :math:`n^{-1/2}`
 (Jacot et al. 2018; Lee et al. 2019).
@@ -99,8 +103,8 @@ def init_mlp(
 ) -> Params:
     """Draw the parameters of ``mlp`` at hidden width ``width`` (module docstring).
 
-    Returns a list of per-layer dicts ``{"W": (n_in, n_out)[, "b": (n_out,)]}``; ``vmap`` over
-    ``key`` gives an ensemble.
+    Returns a list of per-layer dicts ``{"W": (n_in, n_out)[, "b": (n_out,)]}`` (``"b"`` iff
+    ``mlp.has_bias[i]``); ``vmap`` over ``key`` gives an ensemble.
     """
     _check(mlp, d, width, outputs)
     jax_activation(mlp)  # fail early for activations without a JAX version
@@ -113,7 +117,7 @@ def init_mlp(
         if standard:
             W = W * math.sqrt(w_var / n_in)
         layer = {"W": W}
-        if b_var > 0:
+        if mlp.has_bias[i]:  # b_var may be 0: a zero-initialised trained bias (bias="trainable")
             b = jax.random.normal(keys[2 * i + 1], (n_out,), dtype=dtype)
             layer["b"] = b * math.sqrt(b_var) if standard else b
         params.append(layer)
