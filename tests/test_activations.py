@@ -863,3 +863,34 @@ def test_abs_nearly_antiparallel_next_layer_gap() -> None:
                 MPMATH_OPS,
             )
             assert float(out[3]) == pytest.approx(float(ref[3]), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- sphere tables
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "silu", "softplus"])
+@pytest.mark.parametrize("q", [0.1, 2.0, 30.0])
+def test_sphere_table_matches_two_dimensional_rule(name: str, q: float) -> None:
+    """Equal variances (inputs on the sphere) take the Mehler table; it agrees with the
+    independent 2-D trapezoidal rule (1e-12, tested against 30-digit mpmath above) to 1e-13."""
+    act = A.get_activation(name)
+    rho = np.concatenate(
+        [np.linspace(-1, 1, 2001), 1 - np.logspace(-16, -1, 40), -1 + np.logspace(-16, -1, 40)]
+    )
+    ones = q * np.ones_like(rho)
+    for derivative in (False, True):
+        fast = (act.dual_derivative if derivative else act.dual)(ones, q * rho, ones.copy())
+        slow = act.dual_quadrature(ones, q * rho, ones.copy(), derivative=derivative)
+        scale = np.abs(slow).max()
+        assert np.max(np.abs(fast - slow)) <= 1e-13 * scale, (name, q, derivative)
+
+
+def test_unequal_variances_and_huge_variances() -> None:
+    act = A.tanh()
+    rng = np.random.default_rng(0)
+    k11 = rng.uniform(0.5, 2, 3000)
+    k22 = rng.uniform(0.5, 2, 3000)
+    k12 = rng.uniform(-1, 1, 3000) * np.sqrt(k11 * k22)
+    # off the sphere: the direct rule, same numbers as dual_quadrature
+    np.testing.assert_array_equal(act.dual(k11, k12, k22), act.dual_quadrature(k11, k12, k22))
+    # a variance the 2-D rule cannot integrate: a clear error before any allocation
+    with pytest.raises(ValueError, match="too large for the 2-D quadrature"):
+        act.dual(1e10 * k11, 1e10 * k12, 1e10 * k22)
