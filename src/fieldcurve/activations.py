@@ -138,10 +138,11 @@ class _MpmathOps:
 class _ArbOps:
     """Scalar arb ball arithmetic from python-flint (precision = ``flint.ctx.dps``)."""
 
-    def __init__(self) -> None:
-        import flint
+    @property
+    def _flint(self) -> Any:
+        import flint  # loaded on first use (python-flint is a core dependency)
 
-        self._flint = flint
+        return flint
 
     @property
     def pi(self) -> Any:
@@ -196,10 +197,7 @@ class _ArbOps:
 
 NUMPY_OPS = _NumpyOps()
 MPMATH_OPS = _MpmathOps()
-try:
-    ARB_OPS: Any = _ArbOps()
-except ImportError:  # python-flint not installed: the mpmath path is used instead
-    ARB_OPS = None
+ARB_OPS: Any = _ArbOps()
 
 DualFn = Callable[[Any, Any, Any, Any], Any]
 MomentFn = Callable[[float, int], NDArray[np.float64]]  # (q, M) -> log|g_m|, m = 0..M

@@ -120,13 +120,13 @@ Bias-free this is the product :math:`\prod_{\ell' < \ell}(1 + c/n) - 1`, :math:`
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
 
 from fieldcurve._checks import check_variance
 from fieldcurve.activations import Activation, get_activation
@@ -145,8 +145,13 @@ __all__ = [
     "monte_carlo_statistics",
 ]
 
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(160)
 _CUT = 12.0  # standard deviations
+
+
+@functools.lru_cache(maxsize=8)
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights on [-1, 1] (computed on first use, not at import)."""
+    return np.polynomial.legendre.leggauss(n)
 
 
 def gaussian_average(fn: Any, K: float) -> float:
@@ -157,8 +162,9 @@ def gaussian_average(fn: Any, K: float) -> float:
     s = math.sqrt(K)
     total = 0.0
     for lo, hi in ((-_CUT, 0.0), (0.0, _CUT)):
-        u = 0.5 * (hi - lo) * _GL_NODES + 0.5 * (hi + lo)
-        w = 0.5 * (hi - lo) * _GL_WEIGHTS * np.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+        nodes, weights = _gauss_legendre(160)
+        u = 0.5 * (hi - lo) * nodes + 0.5 * (hi + lo)
+        w = 0.5 * (hi - lo) * weights * np.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
         total += float(np.dot(w, fn(s * u)))
     return total
 
@@ -873,6 +879,8 @@ def critical_initialization(activation: Any) -> CriticalPoint:
     vals = np.array([h(g) for g in grid])
     for i in range(len(grid) - 1):
         if np.sign(vals[i]) != np.sign(vals[i + 1]) and np.isfinite(vals[i]) and np.isfinite(vals[i + 1]):
+            from scipy.optimize import brentq
+
             K = math.exp(brentq(h, grid[i], grid[i + 1], xtol=1e-14))
             cw = 1.0 / gaussian_average(lambda z: act.derivative(z) ** 2, K)
             cb = K - cw * gaussian_average(lambda z: act.fn(z) ** 2, K)

@@ -49,6 +49,7 @@ Unlike one input, piecewise-linear activations (ReLU) do shift the off-diagonal 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import warnings
@@ -63,9 +64,13 @@ from fieldcurve.kernels import MLP
 
 __all__ = ["NTKCorrection", "ntk_correction"]
 
-_GL_T = np.polynomial.legendre.leggauss(48)
-_GL_R = np.polynomial.legendre.leggauss(64)
 _R_MAX = 12.0
+
+
+@functools.lru_cache(maxsize=4)
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights on [-1, 1] (computed on first use, not at import)."""
+    return np.polynomial.legendre.leggauss(n)
 _FD_STEP = 2e-3
 _MIN_GAP_KINKED = 1e-5  # warn below this 1 - |rho| at some layer (piecewise-linear activations)
 _MIN_GAP_SMOOTH = 1e-8
@@ -80,8 +85,8 @@ def _gauss2(K: NDArray) -> tuple[NDArray, NDArray]:
     tb = math.atan2(-Lc[1, 0], Lc[1, 1]) % math.pi
     cuts = np.sort(np.array([math.pi / 2, 3 * math.pi / 2, tb, tb + math.pi]) % (2 * math.pi))
     edges = np.r_[cuts, cuts[0] + 2 * math.pi]
-    xt, wt = _GL_T
-    xr, wr = _GL_R
+    xt, wt = _gauss_legendre(48)
+    xr, wr = _gauss_legendre(64)
     r = 0.5 * _R_MAX * (xr + 1)
     w_r = 0.5 * _R_MAX * wr * r * np.exp(-0.5 * r * r) / (2 * math.pi)
     ts, w_ts = [], []

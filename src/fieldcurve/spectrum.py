@@ -52,7 +52,6 @@ from typing import Any
 
 import mpmath
 import numpy as np
-import sympy
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln, logsumexp, roots_legendre
 
@@ -794,6 +793,8 @@ def gram_spectrum(K: ArrayLike) -> NDArray[np.float64]:
 # --------------------------------------------------------------------------- symbolic
 def _mu_symbolic(l: int, n: int, d: Any) -> Any:
     """Exact eigenvalue of t^n in degree l: n! / (2^l 4^k k! (d/2)_(l+k)), n - l = 2k."""
+    import sympy
+
     if n < l or (n - l) % 2:
         return sympy.Integer(0)
     k = (n - l) // 2
@@ -809,6 +810,8 @@ def symbolic_spectrum(expr: Any, d: Any, lmax: int) -> list[Any]:
 
     Returns a list of simplified sympy expressions for :math:`l = 0..l_{max}`.
     """
+    import sympy  # loaded here: the rest of the package does not need it
+
     lmax = check_nonneg_int(lmax, "lmax")
     expr = sympy.sympify(expr)
     free = expr.free_symbols
