@@ -266,7 +266,7 @@ def test_linear_and_constant_lambdas():
     exact; its lambda_0 = 0 is 0 within a tiny error (b_0 is 0 only within its error bar)."""
     with pytest.warns(RuntimeWarning, match=r"degrees \[0\]"):
         spec = spectrum(fc.DotProductKernel(lambda t: t), 50, 1)
-    assert spec.methods[1] == "series" and abs(spec.eigenvalues[1] * 50 - 1) < 1e-14
+    assert spec.methods[1] in ("series", "quadrature") and abs(spec.eigenvalues[1] * 50 - 1) < 1e-14
     assert spec.eigenvalues[0] <= spec.error_estimates[0] < 1e-15
     b = fc.DotProductKernel(lambda t: 2.0 + 0 * t).taylor_coefficients(10, 7)
     assert b.tolist() == [pytest.approx(2.0, rel=1e-15)]

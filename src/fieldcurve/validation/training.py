@@ -341,6 +341,12 @@ def langevin_sample(
     first = jax.tree_util.tree_map(lambda a: a[0], params0)
     v = _prior_variances(mlp, first)
     v_min = min(float(jnp.min(a)) for a in jax.tree_util.tree_leaves(v))
+    if not v_min > 0:
+        raise ValueError(
+            "Langevin sampling needs a positive prior variance for every parameter: a bias with"
+            " bias_var = 0 (MLP(bias='trainable')) has a point-mass prior; use bias='auto' (no such"
+            " bias: the same posterior) or a positive bias_var"
+        )
     if lr is None:
         lr = lr_factor / (_lambda_max(mlp, first, X) / noise_var + 1.0 / v_min)
     n_samples = (steps - burn_in) // thin
