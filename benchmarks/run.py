@@ -373,6 +373,84 @@ def bench_learning_curve(lmax: int, n_p: int, repeats: int) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- (d) smooth activations
+def bench_smooth_gram(n: int, repeats: int) -> list[Row]:
+    """Gram of a quadrature-only activation (tanh, depth 3) against the ReLU closed form, same
+    inputs on the sphere, same process; goal <= 3x. Accuracy: the tanh Gram's top-left block
+    against the direct 2-D quadrature (Activation.dual_quadrature path, 1e-12)."""
+    log(f"(d) tanh Gram vs ReLU closed form: n={n}, d=30, depth 3")
+    X = fieldcurve.sample_sphere(n, 30, seed=SPHERE_SEED)
+    relu = fieldcurve.MLP(3, "relu", 2.0, 0.1)
+    tanh = fieldcurve.MLP(3, "tanh", 2.0, 0.1)
+    b_t, c_t, _, cand = race(
+        lambda: fieldcurve.nngp_ntk_gram(relu, X), lambda: fieldcurve.nngp_ntk_gram(tanh, X), repeats
+    )
+    m = 40
+    ref = _quadrature_gram(tanh, X[:m])
+    err = max(float(np.max(np.abs(c[:m, :m] - r)) / np.abs(r).max()) for c, r in zip(cand, ref, strict=True))
+    ratio = min(c_t) / min(b_t)
+    return [
+        Row(
+            f"Gram NNGP+NTK, tanh depth 3, {n} points (sphere) / ReLU closed form",
+            fmt_s(min(c_t)),
+            fmt_s(min(b_t)),
+            fmt_ratio(ratio),
+            "≤ 3×",
+            verdict(ratio <= 3, err <= 1e-12),
+            f"max rel. deviation from the 2-D quadrature on {m}×{m}: {err:.1e}",
+        )
+    ]
+
+
+def _quadrature_gram(mlp: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NNGP and NTK (NTK parameterisation) by the plain recursion with the public 2-D
+    quadrature duals (Activation.dual_quadrature): an independent reference for the tables."""
+    act = mlp.activation
+    K = X @ X.T / X.shape[1]
+    T = np.zeros_like(K)
+    for layer in range(mlp.depth + 1):
+        K = mlp.weight_vars[layer] * K + mlp.bias_vars[layer]
+        T = K + mlp.weight_vars[layer] * T
+        if layer == mlp.depth:
+            break
+        q = np.diag(K)
+        k11, k22 = np.broadcast_to(q[:, None], K.shape), np.broadcast_to(q[None, :], K.shape)
+        T = T * act.dual_quadrature(k11, K, k22, derivative=True)
+        K = act.dual_quadrature(k11, K, k22)
+    return K, T
+
+
+def _import_seconds(statement: str, repeats: int) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    times = []
+    for _ in range(repeats):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        times.append(float(res.stdout.strip().splitlines()[-1]))
+    return min(times)
+
+
+def bench_import(repeats: int) -> list[Row]:
+    """``import fieldcurve`` in a fresh interpreter against ``import numpy, scipy.special,
+    scipy.linalg`` (best of 2 x repeats each, alternated); goal <= 1.5x."""
+    log("(e) import time")
+    base, cand = [], []
+    for _ in range(max(2, repeats)):
+        base.append(_import_seconds("import numpy, scipy.special, scipy.linalg", 1))
+        cand.append(_import_seconds("import fieldcurve", 1))
+    ratio = min(cand) / min(base)
+    return [
+        Row(
+            "import fieldcurve / import numpy, scipy.special, scipy.linalg",
+            fmt_s(min(cand)),
+            fmt_s(min(base)),
+            fmt_ratio(ratio),
+            "≤ 1.5×",
+            verdict(ratio <= 1.5),
+            "fresh interpreters, best of the alternated runs",
+        )
+    ]
+
+
 def self_checks() -> list[str]:
     """Untimed consistency checks of the baselines themselves."""
     with mpmath.workdps(40):
@@ -435,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="timed runs per contestant, best taken (default 3)"
     )
     parser.add_argument(
-        "--only", choices=("gram", "spectrum", "curve"), default=None, help="run one benchmark family only"
+        "--only",
+        choices=("gram", "spectrum", "curve", "smooth", "import"),
+        default=None,
+        help="run one benchmark family only",
     )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -447,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_gram(size["gram_n"], args.repeats)
     if args.only in (None, "curve"):
         rows += bench_learning_curve(2000 if mode == "full" else 500, 1000, args.repeats)
+    if args.only in (None, "smooth"):
+        rows += bench_smooth_gram(1500 if mode == "full" else 500, args.repeats)
+    if args.only in (None, "import"):
+        rows += bench_import(args.repeats)
     if args.only in (None, "spectrum"):
         for d in size["dims"]:
             rows += bench_spectrum(d, size["lmax"], size["gram_points"], size["mp_degrees"], args.repeats)
