@@ -895,6 +895,9 @@ def _monomial_moments(k: int) -> MomentFn:
     return log_moments
 
 
+_SERIES_MOMENT_LIMIT = 4000  # Hermite-transform orders per layer (~2 s); beyond, other routes
+
+
 def _hermite_moment_fn(act: Activation) -> MomentFn:
     """log|g_m(q)| from the arbitrary-precision Hermite transform of ``act.mp_fn``.
 
@@ -905,10 +908,10 @@ def _hermite_moment_fn(act: Activation) -> MomentFn:
     def log_moments(q: float, M: int) -> NDArray[np.float64]:
         from fieldcurve.hermite import hermite_log_moments, max_hermite_order
 
-        if M > max_hermite_order():
+        if M > min(max_hermite_order(), _SERIES_MOMENT_LIMIT):
             raise ArithmeticError(
-                f"{act.name}: {M} Gaussian derivative moments requested, more than the Hermite"
-                f" transform's limit {max_hermite_order()}"
+                f"{act.name}: {M} Gaussian derivative moments requested, more than the series"
+                f" route's limit {_SERIES_MOMENT_LIMIT} for arbitrary-precision moments"
             )
         res = hermite_log_moments(
             act.mp_fn,

@@ -255,7 +255,10 @@ _SERIES_CAP = 768
 
 
 def _series(kernel: Kernel, d: int, lmax: int, n_max: int, k1: float) -> tuple[NDArray, NDArray] | None:
-    log_b = kernel.log_taylor_coefficients(n_max, d)
+    try:
+        log_b = kernel.log_taylor_coefficients(n_max, d)
+    except ArithmeticError:  # coefficients not available to the required accuracy at this order
+        return None
     if log_b is None:
         return None
     log_b = np.asarray(log_b, dtype=np.float64)
