@@ -76,11 +76,14 @@ def _apply_series(log_g: NDArray[np.float64], c: NDArray[np.float64], n_max: int
         return out
     q = beta0 + r
     rho0 = beta0 / q
-    n_terms = int((rho0 * n_max + 60) / max(1 - rho0, 1e-3)) + 60
+    n_terms = int((rho0 * n_max + 60) / max(1 - rho0, 1e-12)) + 60
     if len(log_g) < n_max + n_terms + 1:
         raise AssertionError("moment array too short")
     log_e_hat = _shifted_log_coefficients(log_g, beta0, math.log(r), n_max, n_terms)
     return _compose(log_e_hat, h / r)
+
+
+_MAX_MOMENTS = 20000  # cost of the re-expansion ~ N x moments per layer
 
 
 def _terms_needed(c: NDArray[np.float64], n_max: int) -> int:
@@ -88,7 +91,7 @@ def _terms_needed(c: NDArray[np.float64], n_max: int) -> int:
     if r <= 0:
         return 200
     rho0 = beta0 / (beta0 + r)
-    return n_max + int((rho0 * n_max + 60) / max(1 - rho0, 1e-3)) + 62
+    return n_max + int(min((rho0 * n_max + 60) / max(1 - rho0, 1e-12), 1e12)) + 62
 
 
 def mlp_taylor_coefficients(mlp: Any, kind: str, n_max: int, d: int | None) -> NDArray[np.float64]:
@@ -126,6 +129,13 @@ def mlp_taylor_coefficients(mlp: Any, kind: str, n_max: int, d: int | None) -> N
             n_in = mlp.width
             continue
         m_needed = _terms_needed(k, n_max) + 1
+        if m_needed > _MAX_MOMENTS:
+            # a nearly constant pre-activation kernel (beta_0 / q -> 1): the re-expansion about
+            # beta_0 would need ~ N / (1 - beta_0 / q) moments; the other routes take over
+            raise ArithmeticError(
+                f"layer {layer + 1}: the series needs {m_needed} Gaussian moments (constant part"
+                f" {k[0] / max(q, 1e-300):.6f} of the pre-activation kernel), more than {_MAX_MOMENTS}"
+            )
         log_g = act.log_moments(q, m_needed)
         if want_ntk:
             d_series = _apply_series(log_g[1:], k, n_max)

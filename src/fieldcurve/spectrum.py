@@ -248,7 +248,7 @@ def _series_terms_needed(lmax: int, d: int) -> int:
     high-precision quadrature takes the rest.
     """
     peak = lmax + lmax * lmax / d
-    return int(min(max(3 * peak + 40, 256), _SERIES_CAP))
+    return int(min(max(3 * peak + 40, 128), _SERIES_CAP))
 
 
 _SERIES_CAP = 768
@@ -306,12 +306,16 @@ def _estimated_log_remainder(log_b: NDArray[np.float64], k1: float) -> float:
     :math:`k(1) - \sum_{n\le N} b_n` (exact in exact arithmetic) loses everything below
     :math:`10^{-14}k(1)` to round-off; when the last coefficients decay geometrically (ratio
     :math:`\rho`, stable to 1% over 40 terms, both parities), the geometric tail
-    :math:`2 b_N\rho/(1-\rho)` is used instead if smaller (an estimate, not a bound).
+    :math:`2 b_N\rho/(1-\rho)` is used instead if smaller (an estimate, not a bound) — only
+    when the deficit itself is at round-off level.
     """
     total = float(np.exp(logsumexp(log_b)))
-    log_rem = math.log(abs(k1 - total) + 1e-14 * abs(k1))
+    deficit, floor = abs(k1 - total), 1e-14 * abs(k1)
+    log_rem = math.log(deficit + floor)
     tail = log_b[-81:]
-    if len(tail) == 81 and np.all(np.isfinite(tail)):
+    # the geometric extrapolation may only sharpen a deficit that is at round-off level: a real
+    # deficit (coefficients missing mass, not only a tail) must be carried as it is
+    if deficit <= 10 * floor and len(tail) == 81 and np.all(np.isfinite(tail)):
         steps = np.diff(tail[::2]) / 2  # per-index log ratio, even stride avoids parity effects
         if np.all(steps < 0) and np.ptp(steps) < 0.01 * abs(steps.mean()) + 1e-12:
             rho = math.exp(float(steps.mean()))
@@ -497,7 +501,7 @@ def _structural_zeros(kernel: Kernel, d: int, lmax: int) -> frozenset[int]:
     """
     try:
         log_b = kernel.log_taylor_coefficients(2 * lmax + 60, d)
-    except (NotImplementedError, ValueError):
+    except (NotImplementedError, ValueError, ArithmeticError):
         return frozenset()
     if log_b is None:
         return frozenset()
@@ -734,7 +738,8 @@ def spectrum(
     log_out = np.where(positive, log_lam, -np.inf)
     log_n = log_multiplicity(d, degrees)
     # physical bound: N(d,l) lambda_l <= k(1) for a positive definite kernel. An unresolved value
-    # beyond it is noise: clip it and let the error cover [0, k(1)/N]; no error exceeds the bound.
+    # beyond it is noise: clip it and let the error cover [0, k(1)/N]; no error exceeds the bound;
+    # and together the unresolved weights cannot exceed what the resolved ones leave of k(1).
     if k1 > 0:
         log_bound = math.log(k1) - log_n
         settled = np.array([resolved(l) for l in range(lmax + 1)])
@@ -742,6 +747,17 @@ def spectrum(
         err = np.where(over, np.exp(log_bound), err)
         log_out = np.where(over, log_bound, log_out)
         err = np.minimum(err, np.exp(log_bound))
+        # jointly: the unresolved weights share what the resolved ones leave of k(1)
+        loose = positive & ~settled & np.isfinite(log_out)
+        if loose.any():
+            with np.errstate(over="ignore", under="ignore"):
+                firm = np.exp(log_n + log_out)[positive & settled & np.isfinite(log_out)].sum()
+                budget = max(k1 - float(firm), 0.0)
+                loose_sum = float(np.exp(logsumexp(log_n[loose] + log_out[loose])))
+            if loose_sum > budget:
+                shrink = math.log(budget / loose_sum) if budget > 0 else -np.inf
+                log_out = np.where(loose, log_out + shrink, log_out)
+                err = np.where(loose, np.maximum(err, np.exp(log_bound) * min(1.0, budget / k1)), err)
     with np.errstate(under="ignore"):
         lam_out = np.where(positive, np.exp(log_out), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
