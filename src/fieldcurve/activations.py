@@ -316,6 +316,8 @@ def _on_compressed(k: Any, fn: Callable[[NDArray], NDArray]) -> NDArray[np.float
     """``fn`` of one variance per input: a broadcast view (zero stride) is evaluated once per
     distinct row or column and broadcast back (single-input duals of a Gram tile)."""
     k = np.asarray(k, dtype=np.float64)
+    if k.size > 1 and np.all(k == k.flat[0]):  # one variance for all (inputs on the sphere)
+        return np.full(k.shape, float(np.asarray(fn(k.flat[:1].copy()), dtype=np.float64)[0]))
     if k.ndim == 2 and k.size and (k.strides[0] == 0 or k.strides[1] == 0):
         axis = 0 if k.strides[0] == 0 else 1
         line = k[:1, :] if axis == 0 else k[:, :1]
@@ -346,6 +348,7 @@ def _trapezoid_rule(h: float, half_width: float = 8.5) -> tuple[NDArray[np.float
 
 
 _MAX_RULE_NODES = 4001  # per axis of the 2-D rule: a variance up to ~ 1e4 (tanh) / 4e4 (logistic)
+_MAX_RULE_EVALUATIONS = 2e8  # per call (a few seconds): checked before the work starts
 
 
 def _gaussian_2d(
@@ -362,7 +365,14 @@ def _gaussian_2d(
         raise ValueError(
             f"pre-activation variance {top:.3g} is too large for the 2-D quadrature of this activation"
             f" (it would need {2 * math.ceil(8.5 / h) + 1} nodes per axis, limit {_MAX_RULE_NODES});"
-            " inputs on the sphere (data.to_sphere) use the exact Mehler table at any variance"
+            " use smaller weight/bias variances or a closed-form activation (relu, erf, gelu)"
+        )
+    nodes = 2 * math.ceil(8.5 / h) + 1
+    if k12.size * nodes * nodes > _MAX_RULE_EVALUATIONS:
+        raise ValueError(
+            f"the 2-D quadrature of this activation at pre-activation variance {top:.3g} would take"
+            f" {k12.size * nodes * nodes:.2g} evaluations (limit {_MAX_RULE_EVALUATIONS:.0g}); use"
+            " smaller weight/bias variances, fewer inputs, or a closed-form activation (relu, erf, gelu)"
         )
     x, w = _trapezoid_rule(h)
     return _rule_2d(f, k11, k12, k22, x, w)
@@ -448,7 +458,9 @@ def _sphere_table(
         return None
     q = float(f"{q:.13e}")  # one table for variances equal to 1e-13 (rounding of |x|^2 / d)
     key = (act.name, act.fn, act.derivative, q, derivative)
-    if size < _TABLE_MIN_ENTRIES and key not in _TABLE_CACHE:
+    h = min(0.25, 2 * math.pi * act.singularity_distance / math.sqrt(q) / 45)
+    direct_cost = size * (2 * math.ceil(8.5 / h) + 1) ** 2  # evaluations of the 2-D rule
+    if size < _TABLE_MIN_ENTRIES and direct_cost < 2e7 and key not in _TABLE_CACHE:
         return None
     if np.max(np.abs(k11 - q)) > 1e-13 * q or np.max(np.abs(k22 - q)) > 1e-13 * q:
         return None
@@ -896,6 +908,7 @@ def _monomial_moments(k: int) -> MomentFn:
 
 
 _SERIES_MOMENT_LIMIT = 4000  # Hermite-transform orders per layer (~2 s); beyond, other routes
+_HERMITE_WORK_LIMIT = 3e6  # node-orders per transform (a few seconds); beyond, other routes
 
 
 def _hermite_moment_fn(act: Activation) -> MomentFn:
@@ -921,6 +934,7 @@ def _hermite_moment_fn(act: Activation) -> MomentFn:
             verify=act.verify_moments,
             zero_class=act.zero_class,
             key=(act.name, act.mp_fn),
+            max_work=_HERMITE_WORK_LIMIT,
         )
         if res.max_relative_error > 1e-12:
             raise ArithmeticError(

@@ -240,6 +240,7 @@ def hermite_log_moments(
     max_bits: int = _DEFAULT_MAX_BITS,
     zero_class: tuple[int, int] | None = None,
     key: Any = None,
+    max_work: float | None = None,
 ) -> HermiteMoments:
     r"""Gaussian derivative moments :math:`g_m(q) = \mathbb E[\phi^{(m)}(\sqrt q z)]`, :math:`m \le M`.
 
@@ -271,6 +272,10 @@ def hermite_log_moments(
         ``(parity, start)``: :math:`g_m = 0` exactly for every :math:`m \ge` ``start`` of that parity
         (e.g. ``(0, 0)`` for an odd :math:`\phi`, ``(1, 3)`` for linear plus even, as SiLU);
         those are set to exact zeros instead of round-off. See :func:`detect_zero_class`.
+    max_work
+        Refuse (``ArithmeticError``, before any work) when the rule would need more than this
+        many node-orders (half the nodes times ``M + 1``; about 1e6 per second here): large
+        variances need fine steps.
     key
         Hashable identity of ``fn`` for the in-process cache (``None``: no caching).
 
@@ -321,6 +326,14 @@ def hermite_log_moments(
         return log_c_, signs_, rel_, n_
 
     extra = 0.0
+    if max_work is not None:
+        h0, L0, _, _ = _rule_parameters(q, M, strip, rtol, 0.0)
+        work = math.ceil(L0 / h0) * (M + 1) * (2.2 if verify else 1.0)
+        if work > max_work:
+            raise ArithmeticError(
+                f"Hermite transform of {M + 1} orders at variance {q:g} needs {work:.2g} node-orders"
+                f" (limit {max_work:.2g})"
+            )
     for _ in range(5):
         h, L, B, a = _rule_parameters(q, M, strip, rtol, extra)
         log_c, signs, rel, n = run(h, L, B, a)

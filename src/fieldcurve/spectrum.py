@@ -695,9 +695,16 @@ def spectrum(
                     break
                 take("series", res[0], np.ones(lmax + 1), res[1])
     if method == "quadrature" or (method == "auto" and unresolved_degrees()):
-        lam_q, err_q = _quadrature(kernel, d, lmax)
-        with np.errstate(divide="ignore"):
-            take("quadrature", np.log(np.abs(lam_q)), np.sign(lam_q), err_q)
+        try:
+            lam_q, err_q = _quadrature(kernel, d, lmax)
+        except ValueError:
+            # the kernel cannot be evaluated at the nodes within its limits (e.g. a quadrature
+            # dual at a huge variance): in auto mode the series results stand, unresolved ones flagged
+            if method == "quadrature" or all(m == "none" for m in methods):
+                raise
+        else:
+            with np.errstate(divide="ignore"):
+                take("quadrature", np.log(np.abs(lam_q)), np.sign(lam_q), err_q)
     if method == "mpmath" or (method == "auto" and kernel.has_mp):
         if method == "mpmath" and not kernel.has_mp:
             raise ValueError(f"{kernel.name} has no arbitrary-precision evaluation (mpmath/arb)")
