@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from fieldcurve.activations import get_activation
 from fieldcurve.kernels import MLP, nngp_kernel, ntk_kernel
@@ -270,6 +269,8 @@ def tune(
             def penalised(u: np.ndarray, depth: int = depth, act: str = act) -> float:
                 inside = np.clip(u, 0.0, 1.0)
                 return evaluate(depth, act, inside) + 10 * float(np.sum((u - inside) ** 2))
+
+            from scipy.optimize import minimize  # loaded when tuning runs, not at import
 
             res = minimize(
                 penalised,
