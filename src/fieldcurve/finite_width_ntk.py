@@ -71,6 +71,8 @@ _R_MAX = 12.0
 def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Legendre nodes and weights on [-1, 1] (computed on first use, not at import)."""
     return np.polynomial.legendre.leggauss(n)
+
+
 _FD_STEP = 2e-3
 _MIN_GAP_KINKED = 1e-5  # warn below this 1 - |rho| at some layer (piecewise-linear activations)
 _MIN_GAP_SMOOTH = 1e-8
