@@ -38,8 +38,7 @@ from numpy.typing import ArrayLike
 
 from fieldcurve.spectrum import Spectrum
 from fieldcurve.targets import Target
-from fieldcurve.theory._spectral import check_inputs, check_uncertainty, levels, spectral_uncertainty
-from fieldcurve.theory.eigenlearning import LearningCurve
+from fieldcurve.theory.eigenlearning import LearningCurve, _check_inputs, _levels
 
 __all__ = ["equivalent_kernel_curve"]
 
@@ -70,7 +69,6 @@ def equivalent_kernel_curve(
     *,
     renormalised: bool = False,
     tail_factor: float = 8.0,
-    max_uncertainty: float = 0.05,
 ) -> LearningCurve:
     r"""Learning curve of the (renormalised) equivalent-kernel approximation.
 
@@ -79,52 +77,36 @@ def equivalent_kernel_curve(
     replica result (its leftover mass is always "high"). Returns a
     :class:`~fieldcurve.theory.eigenlearning.LearningCurve` with ``overfitting`` = 1 and
     ``kappa`` = :math:`\kappa_{EK}` or :math:`\kappa_{rEK}`; ``test_error_noisy`` adds
-    :math:`\sigma^2`; ``train_error`` is NaN (the EK forms do not predict it). Unresolved
-    eigenvalues and the tail model enter ``test_error_uncertainty`` and ``max_uncertainty`` is
-    enforced exactly as in :func:`~fieldcurve.theory.eigenlearning.learning_curve`.
+    :math:`\sigma^2`.
     """
-    ridge, P = check_inputs(spec, target, ridge, P)
-    if not (isinstance(max_uncertainty, (int, float)) and max_uncertainty > 0):
-        raise ValueError(f"max_uncertainty must be positive, got {max_uncertainty!r}")
+    ridge, P = _check_inputs(spec, target, ridge, P)
+    lam, mult, leftover, _ = _levels(spec, tail_factor)
+    if renormalised:
+        kappa = _renormalised_kappa(lam, mult, ridge + leftover, P)
+    else:
+        kappa = ridge / P
     v2 = target.power_array(spec.lmax)
     beyond = target.power_beyond(spec.lmax)
-
-    def evaluate(s: Spectrum, factor: float = tail_factor) -> dict[str, np.ndarray]:
-        lam, mult, leftover, _ = levels(s, factor)
-        if renormalised:
-            kappa = _renormalised_kappa(lam, mult, ridge + leftover, P)
-        else:
-            kappa = ridge / P
-        lam_d = s.eigenvalues
-        pos = kappa > 0
-        L = np.empty((len(P), len(lam_d)))
-        L[~pos] = (lam_d > 0).astype(float)
-        L[pos] = lam_d[None, :] / np.add.outer(kappa[pos], lam_d)
-        bias = ((1 - L) ** 2 * v2[None, :]).sum(axis=1) + beyond
-        L_all = np.ones((len(P), len(lam)))
-        L_all[pos] = lam[None, :] / np.add.outer(kappa[pos], lam)
-        variance = target.noise * (L_all**2 @ mult) / P
-        return {"kappa": kappa, "bias": bias, "test_error": bias + variance}
-
-    out = evaluate(spec)
-    if target.noise > 0 and np.any(out["kappa"] == 0):
-        raise ValueError(
-            "the equivalent kernel with kappa = 0 (ridge 0) adds the label noise of every one of the"
-            " kernel's modes, a sum that diverges; use ridge > 0 (the noise variance, for a GP)"
+    lam_d = spec.eigenvalues
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = np.where(
+            kappa[:, None] > 0,
+            lam_d[None, :] / np.add.outer(kappa, lam_d),
+            (lam_d > 0).astype(float)[None, :],
         )
-    test = out["test_error"]
-    uncertainty, parts = spectral_uncertainty(
-        spec, v2, test, lambda s, f=tail_factor: evaluate(s, f)["test_error"]
-    )
-    check_uncertainty(test, uncertainty, parts, P, spec, max_uncertainty, "")
+    bias = ((1 - L) ** 2 * v2[None, :]).sum(axis=1) + beyond
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L_all = np.where(kappa[:, None] > 0, lam[None, :] / np.add.outer(kappa, lam), 1.0)
+    variance = target.noise * (L_all**2 @ mult) / P
+    test = bias + variance
     return LearningCurve(
         P=P,
         test_error=test,
         test_error_noisy=test + target.noise,
         train_error=np.full(len(P), np.nan),
-        kappa=out["kappa"],
+        kappa=kappa,
         overfitting=np.ones(len(P)),
-        bias=out["bias"],
+        bias=bias,
         tail_ratio=np.zeros(len(P)),
         degrees=spec.degrees,
         ridge=ridge,
@@ -138,7 +120,5 @@ def equivalent_kernel_curve(
             "d": spec.d,
             "target": target.name,
             "approximation": "rEK" if renormalised else "EK",
-            "uncertainty_parts": {k: v.tolist() for k, v in parts.items()},
         },
-        test_error_uncertainty=uncertainty,
     )
