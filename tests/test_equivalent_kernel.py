@@ -6,7 +6,7 @@ import numpy as np
 
 import fieldcurve as fc
 from fieldcurve.theory import equivalent_kernel_curve, learning_curve
-from fieldcurve.theory.eigenlearning import _levels
+from fieldcurve.theory._spectral import levels as _levels
 
 
 def _setup(noise):

@@ -34,7 +34,8 @@ def test_solve_kappa_against_brentq():
 def test_solve_kappa_long_spectrum_series_levels_against_brentq():
     """2000 power-law levels (most far from every kappa, summed through power moments) vs brentq
     on the direct sum, and the moment sums vs direct summation inside and outside their range."""
-    from fieldcurve.theory.eigenlearning import _exact_sums, _ModeSums
+    from fieldcurve.theory._spectral import ModeSums as _ModeSums
+    from fieldcurve.theory._spectral import exact_sums as _exact_sums
 
     deg = np.arange(1, 2001)
     lam = 0.3 * deg**-5.0

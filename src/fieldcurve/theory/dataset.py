@@ -19,7 +19,8 @@ in the NTK's eigenbasis (the theory needs only the power per mode; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,9 @@ from numpy.typing import ArrayLike, NDArray
 from fieldcurve._checks import check_variance
 from fieldcurve.data import Dataset
 from fieldcurve.kernels import as_kernel
+from fieldcurve.theory._spectral import check_sizes, formulas
 
-__all__ = ["DatasetSpectrum", "dataset_spectrum"]
+__all__ = ["DatasetSpectrum", "dataset_learning_curve", "dataset_spectrum", "kernel_grams"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,25 @@ class DatasetSpectrum:
         return float(self.target_powers.sum())
 
 
+def kernel_grams(kernels: Sequence[Any], X: ArrayLike) -> list[NDArray[np.float64]]:
+    """Gram matrices of several kernels on the same inputs, as ``kernel.gram(X)`` each; the NNGP
+    and NTK of one MLP come from a single pass (:func:`fieldcurve.kernels.nngp_ntk_gram`)."""
+    from fieldcurve.kernels import MLPKernel, nngp_ntk_gram
+
+    kernels = [as_kernel(k) for k in kernels]
+    out: list[NDArray[np.float64] | None] = [None] * len(kernels)
+    by_mlp: dict[int, list[int]] = {}
+    for i, k in enumerate(kernels):
+        if isinstance(k, MLPKernel):
+            by_mlp.setdefault(id(k.mlp), []).append(i)
+    for idx in by_mlp.values():
+        if len(idx) > 1:
+            nngp, ntk = nngp_ntk_gram(kernels[idx[0]].mlp, X)
+            for i in idx:
+                out[i] = ntk if kernels[i].kind == "ntk" else nngp
+    return [g if g is not None else kernels[i].gram(X) for i, g in enumerate(out)]
+
+
 def dataset_spectrum(
     kernel: Any, X: ArrayLike | Dataset, y: ArrayLike | None = None, *, init_kernel: Any = None
 ) -> DatasetSpectrum:
@@ -64,14 +85,15 @@ def dataset_spectrum(
     if isinstance(X, Dataset) and y is not None:
         raise ValueError("give y either in the Dataset or as an argument, not both")
     M = data.size
-    K = kernel.gram(data.X)
+    grams = kernel_grams([kernel] if init_kernel is None else [kernel, init_kernel], data.X)
+    K = grams[0]
     w, u = np.linalg.eigh(0.5 * (K + K.T) / M)
     order = np.argsort(w)[::-1]
     w, u = np.clip(w[order], 0.0, None), u[:, order]
     weights = u.T @ data.Y / np.sqrt(M)  # (M, C)
     init = None
     if init_kernel is not None:
-        K0 = as_kernel(init_kernel).gram(data.X)
+        K0 = grams[1]
         init = data.Y.shape[1] * np.clip(np.sum(u * (K0 @ u), axis=0) / M, 0.0, None)
     return DatasetSpectrum(
         eigenvalues=w,
@@ -99,11 +121,11 @@ def dataset_learning_curve(
     points are drawn without replacement). Measured on digits (depth-2 ReLU NTK, 20 trials,
     tests/test_data.py): within 8% for P ≤ 300, 21% low at P = 1000 of M = 1797.
     """
-    from fieldcurve.theory.eigenlearning import _check_sizes, _curve
+    from fieldcurve.theory.eigenlearning import LearningCurve
 
     ridge = check_variance(ridge, "ridge")
     noise = check_variance(noise, "noise")
-    P = _check_sizes(P)
+    P = check_sizes(P)
     if np.any(P >= data_spec.size):
         raise ValueError(f"P must be below the data set size M = {data_spec.size}")
     lam = data_spec.eigenvalues
@@ -111,18 +133,31 @@ def dataset_learning_curve(
     powers = data_spec.target_powers
     if data_spec.init_powers is not None:
         powers = powers + data_spec.init_powers
-    curve = _curve(
-        lam[keep],
-        np.ones(int(keep.sum())),
-        0.0,
-        0.0,
-        lam,
-        np.zeros_like(lam),
-        powers,
-        0.0,
-        noise,
-        P,
-        ridge,
+    out = formulas(lam[keep], np.ones(int(keep.sum())), 0.0, lam, powers, 0.0, noise, P, ridge)
+    test, noisy, train = out["test_error"], out["test_error_noisy"], out["train_error"]
+    if held_out:
+        frac = P / data_spec.size
+        kappa = out["kappa"]
+        # (noisy - frac train) / (1 - frac) - noise with train = r^2 noisy, r = ridge / (P kappa)
+        # <= 1, written as a sum of non-negative terms
+        r2 = np.where(kappa > 0, (ridge / (P * np.where(kappa > 0, kappa, 1.0))) ** 2, 0.0)
+        test = (test * (1 - frac * r2) + frac * noise * (1 - r2)) / (1 - frac)
+        noisy = test + noise
+    return LearningCurve(
+        P=P,
+        test_error=test,
+        test_error_noisy=noisy,
+        train_error=train,
+        kappa=out["kappa"],
+        overfitting=out["overfitting"],
+        bias=out["bias"],
+        tail_ratio=np.zeros(len(P)),
+        degrees=np.arange(len(lam)),
+        ridge=ridge,
+        noise=noise,
+        eigenvalues=lam,
+        log_multiplicities=np.zeros_like(lam),
+        target_powers=powers,
         meta={
             "target_degrees": [],
             "spectrum": data_spec.name,
@@ -132,10 +167,4 @@ def dataset_learning_curve(
             "held_out": held_out,
             "regime": "gd" if data_spec.init_powers is not None else "kernel",
         },
-        degrees=np.arange(len(lam)),
     )
-    if not held_out:
-        return curve
-    frac = P / data_spec.size
-    test = (curve.test_error_noisy - frac * curve.train_error) / (1 - frac) - noise
-    return replace(curve, test_error=test, test_error_noisy=test + noise)

@@ -38,7 +38,8 @@ from numpy.typing import ArrayLike
 
 from fieldcurve.spectrum import Spectrum
 from fieldcurve.targets import Target
-from fieldcurve.theory.eigenlearning import LearningCurve, _check_inputs, _levels
+from fieldcurve.theory._spectral import check_inputs, check_uncertainty, levels, spectral_uncertainty
+from fieldcurve.theory.eigenlearning import LearningCurve
 
 __all__ = ["equivalent_kernel_curve"]
 
@@ -69,6 +70,7 @@ def equivalent_kernel_curve(
     *,
     renormalised: bool = False,
     tail_factor: float = 8.0,
+    max_uncertainty: float = 0.05,
 ) -> LearningCurve:
     r"""Learning curve of the (renormalised) equivalent-kernel approximation.
 
@@ -77,36 +79,57 @@ def equivalent_kernel_curve(
     replica result (its leftover mass is always "high"). Returns a
     :class:`~fieldcurve.theory.eigenlearning.LearningCurve` with ``overfitting`` = 1 and
     ``kappa`` = :math:`\kappa_{EK}` or :math:`\kappa_{rEK}`; ``test_error_noisy`` adds
-    :math:`\sigma^2`.
+    :math:`\sigma^2`; ``train_error`` is NaN (the EK forms do not predict it). With
+    :math:`\kappa = 0` (ridge 0) and label noise the EK counts the noise of every mode: refused
+    (``ValueError``) unless the spectrum has no mass beyond lmax (finite rank). Unresolved
+    eigenvalues and the tail model enter ``test_error_uncertainty`` and ``max_uncertainty`` is
+    enforced exactly as in :func:`~fieldcurve.theory.eigenlearning.learning_curve`.
     """
-    ridge, P = _check_inputs(spec, target, ridge, P)
-    lam, mult, leftover, _ = _levels(spec, tail_factor)
-    if renormalised:
-        kappa = _renormalised_kappa(lam, mult, ridge + leftover, P)
-    else:
-        kappa = ridge / P
+    ridge, P = check_inputs(spec, target, ridge, P)
+    if not (isinstance(max_uncertainty, (int, float)) and max_uncertainty > 0):
+        raise ValueError(f"max_uncertainty must be positive, got {max_uncertainty!r}")
     v2 = target.power_array(spec.lmax)
     beyond = target.power_beyond(spec.lmax)
-    lam_d = spec.eigenvalues
-    with np.errstate(divide="ignore", invalid="ignore"):
-        L = np.where(
-            kappa[:, None] > 0,
-            lam_d[None, :] / np.add.outer(kappa, lam_d),
-            (lam_d > 0).astype(float)[None, :],
+
+    def evaluate(s: Spectrum, factor: float = tail_factor) -> dict[str, np.ndarray]:
+        lam, mult, leftover, _ = levels(s, factor)
+        if renormalised:
+            kappa = _renormalised_kappa(lam, mult, ridge + leftover, P)
+        else:
+            kappa = ridge / P
+        lam_d = s.eigenvalues
+        pos = kappa > 0
+        L = np.empty((len(P), len(lam_d)))
+        L[~pos] = (lam_d > 0).astype(float)
+        L[pos] = lam_d[None, :] / np.add.outer(kappa[pos], lam_d)
+        bias = ((1 - L) ** 2 * v2[None, :]).sum(axis=1) + beyond
+        L_all = np.ones((len(P), len(lam)))
+        L_all[pos] = lam[None, :] / np.add.outer(kappa[pos], lam)
+        variance = target.noise * (L_all**2 @ mult) / P
+        return {"kappa": kappa, "bias": bias, "test_error": bias + variance}
+
+    out = evaluate(spec)
+    if target.noise > 0 and spec.tail_mass > 0 and np.any(out["kappa"] == 0):
+        # a finite-rank spectrum (no mass beyond lmax) has a finite number of modes: the EK's
+        # variance sigma^2 M / P is then exact; with mass beyond lmax M is the tail model's guess
+        raise ValueError(
+            "the equivalent kernel with kappa = 0 (ridge 0) adds the label noise of every one of the"
+            " kernel's modes, a sum that diverges for a kernel with mass beyond lmax; use ridge > 0"
+            " (the noise variance, for a GP)"
         )
-    bias = ((1 - L) ** 2 * v2[None, :]).sum(axis=1) + beyond
-    with np.errstate(divide="ignore", invalid="ignore"):
-        L_all = np.where(kappa[:, None] > 0, lam[None, :] / np.add.outer(kappa, lam), 1.0)
-    variance = target.noise * (L_all**2 @ mult) / P
-    test = bias + variance
+    test = out["test_error"]
+    uncertainty, parts = spectral_uncertainty(
+        spec, v2, test, lambda s, f=tail_factor: evaluate(s, f)["test_error"]
+    )
+    check_uncertainty(test, uncertainty, parts, P, spec, max_uncertainty, "")
     return LearningCurve(
         P=P,
         test_error=test,
         test_error_noisy=test + target.noise,
         train_error=np.full(len(P), np.nan),
-        kappa=kappa,
+        kappa=out["kappa"],
         overfitting=np.ones(len(P)),
-        bias=bias,
+        bias=out["bias"],
         tail_ratio=np.zeros(len(P)),
         degrees=spec.degrees,
         ridge=ridge,
@@ -120,5 +143,7 @@ def equivalent_kernel_curve(
             "d": spec.d,
             "target": target.name,
             "approximation": "rEK" if renormalised else "EK",
+            "uncertainty_parts": {k: v.tolist() for k, v in parts.items()},
         },
+        test_error_uncertainty=uncertainty,
     )
