@@ -78,18 +78,54 @@ class Target:
     def from_kernel(cls, kernel: Any, d: int, lmax: int, *, scale: float = 1.0, noise: float = 0.0) -> Target:
         r"""A teacher: a draw from the GP with covariance ``scale`` × kernel (e.g. a random wide
         network's output), whose expected power per degree is :math:`N(d,l)\lambda_l` times
-        ``scale`` (degrees above ``lmax`` are dropped; their share is in ``meta["tail_power"]``)."""
+        ``scale``.
+
+        Degrees above ``lmax`` are dropped; their share, ``scale`` × ``Spectrum.tail_mass``, is in
+        ``meta["tail_power"]`` (with its uncertainty in ``meta["tail_power_error"]``), so the powers
+        plus the tail power add up to ``scale`` × :math:`k(1)` (the total power of the teacher,
+        :math:`\sum_l N(d,l)\lambda_l = k(1)`) within that uncertainty.
+
+        Raises
+        ------
+        ValueError
+            If eigenvalues the spectrum could not resolve (``Spectrum.resolved``) make the powers
+            uncertain by more than :math:`10^{-6}` of the total power: the message names the
+            degrees and the ``lmax`` below them that avoids them.
+        """
         from fieldcurve.spectrum import spectrum
 
-        spec = spectrum(kernel, d, lmax)
         scale = check_variance(scale, "scale")
-        powers = {int(l): float(scale * w) for l, w in zip(spec.degrees, spec.weights, strict=True) if w > 0}
+        spec = spectrum(kernel, d, lmax)
+        log_w = spec.log_multiplicities + spec.log_eigenvalues
+        positive = np.isfinite(log_w)
+        with np.errstate(divide="ignore"):
+            log_err = spec.log_multiplicities + np.log(spec.error_estimates)
+        unresolved = positive & ~spec.resolved
+        # the resolved flag compares linear values: recheck underflowed eigenvalues in logs
+        unresolved &= ~(log_err - np.where(positive, log_w, 0.0) <= math.log(spec.rtol))
+        k1 = max(float(spec.kernel_at_one), 0.0)
+        power_err = float(np.sum(np.exp(log_err[unresolved]))) if unresolved.any() else 0.0
+        if power_err > 1e-6 * k1:
+            bad = [int(l) for l in np.flatnonzero(unresolved)]
+            shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+            raise ValueError(
+                f"teacher {spec.name}: the eigenvalues of degrees {shown} are not resolved, so its"
+                f" power per degree is uncertain by {power_err / k1:.1e} of the total k(1) ="
+                f" {k1:.6g}; use lmax below {bad[0]} (their power then goes to meta['tail_power'])"
+            )
+        with np.errstate(over="ignore"):
+            weights = np.where(positive, np.exp(np.where(positive, log_w, 0.0)), 0.0)
+        powers = {int(l): float(scale * w) for l, w in zip(spec.degrees, weights, strict=True) if w > 0}
         return cls(
             powers=powers,
             noise=noise,
             d=d,
             name=f"teacher: {spec.name}",
-            meta={"tail_power": scale * spec.tail_mass},
+            meta={
+                "tail_power": scale * spec.tail_mass,
+                "tail_power_error": scale * (spec.tail_mass_error + power_err),
+                "power_error": scale * power_err,
+            },
         )
 
     @classmethod
