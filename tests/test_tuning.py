@@ -4,6 +4,7 @@ learning-curve predictions at the reported hyperparameters, and bad input is rej
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -15,27 +16,48 @@ from fieldcurve.tuning import tune
 TARGET = fc.Target.from_degree_powers({1: 1.0, 2: 0.5, 3: 0.25}, noise=0.05, d=20)
 
 
+def tune_noting_bounds(*args, **kwargs):
+    """tune(), with its search-bound warnings checked against the result instead of raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = tune(*args, **kwargs)
+    messages = [str(w.message) for w in caught]
+    assert all("search bound" in m for m in messages), messages
+    assert len(messages) == len(res.best["at_bound"]) and tuple(messages) == res.warnings
+    return res
+
+
 def test_tune_budget_optimum_beats_its_landscape_and_matches_the_theory():
-    res = tune(TARGET, P=300, regime="gd", depths=(1, 2), activations=("relu", "erf"), landscape=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = tune(TARGET, P=300, regime="gd", depths=(1, 2), activations=("relu", "erf"), landscape=8)
     assert len(res.ranking) == 4
     errs = [e["test_error"] for e in res.ranking]
     assert errs == sorted(errs)
     best = res.best
     # the reported value is the theory at the reported hyperparameters (independent call)
     mlp = fc.MLP(best["depth"], best["activation"], best["weight_var"], best["bias_var"])
-    direct = fc.network_learning_curve(mlp, TARGET, [300], regime="gd", lmax=11).test_error[0]
+    direct = fc.network_learning_curve(mlp, TARGET, [300], regime="gd", lmax=12).test_error[0]
     assert best["test_error"] == pytest.approx(direct, rel=1e-9)
     # the local optimisation did at least as well as every landscape grid point (to 1%)
     assert best["test_error"] <= 1.01 * np.min(res.landscape["values"])
     # and better than a default configuration
     default = fc.network_learning_curve(
-        fc.MLP(best["depth"], best["activation"], 2.0, 0.0), TARGET, [300], regime="gd", lmax=11
+        fc.MLP(best["depth"], best["activation"], 2.0, 0.0), TARGET, [300], regime="gd", lmax=12
     ).test_error[0]
     assert best["test_error"] <= default
+    # an optimum on a search bound is reported and warned about, and only then
+    bound_warnings = [str(w.message) for w in caught if "search bound" in str(w.message)]
+    assert len(bound_warnings) == len(best["at_bound"])
+    for note in best["at_bound"]:
+        name, value = note.split(" = ")[0], float(note.split(" = ")[1].split()[0])
+        assert value == pytest.approx(best[name], rel=1e-3)
+        assert any(note in w for w in bound_warnings)
+    assert res.d == 20 and "E_g(P = 300)" in res.error_definition and "l=1: 1" in res.target
 
 
 def test_tune_target_error_gives_the_samples_where_the_curve_crosses_it():
-    res = tune(
+    res = tune_noting_bounds(
         TARGET,
         target_error=0.3,
         regime="kernel",
@@ -59,8 +81,54 @@ def test_tune_target_error_gives_the_samples_where_the_curve_crosses_it():
     assert curve.test_error[0] > 0.3 > curve.test_error[1]
 
 
+def test_tune_warns_about_an_optimum_on_a_search_bound():
+    """GD error grows with the initial function's variance: with ReLU and no bias, weight_var is
+    a pure scale of both kernels, so E_g increases with it and the optimum is the lower bound."""
+    with pytest.warns(RuntimeWarning, match="weight_var = 0.7 is the lower bound"):
+        res = tune(
+            TARGET,
+            P=200,
+            regime="gd",
+            depths=(1,),
+            activations=("relu",),
+            weight_var=(0.7, 3.0),
+            bias_var=0.0,
+        )
+    assert res.best["weight_var"] == pytest.approx(0.7) and res.best["at_bound"]
+    assert res.warnings and "widen the range" in res.warnings[0]
+
+
+def test_tune_interior_optimum_is_not_flagged():
+    """Bayesian regime: the prior scale sets the effective ridge noise/sigma_w^2, whose optimum is
+    interior here; fixing the bias leaves one free variable and no bound is reported for it."""
+    target = fc.Target.from_degree_powers({1: 1.0, 2: 0.5}, noise=0.2, d=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = tune(
+            target,
+            P=50,
+            regime="bayes",
+            depths=(1,),
+            activations=("relu",),
+            weight_var=(0.2, 50.0),
+            bias_var=0.0,
+        )
+    assert res.best["at_bound"] == [] and 0.2 < res.best["weight_var"] < 50.0
+    # and it is a local minimum of the theory along weight_var (independent calls)
+    w = res.best["weight_var"]
+    values = [
+        fc.network_learning_curve(
+            fc.MLP(1, "relu", x, 0.0), target, [50], regime="bayes", lmax=12
+        ).test_error[0]
+        for x in (w / 1.2, w, w * 1.2)
+    ]
+    assert values[1] <= min(values[0], values[2]) * (1 + 1e-6)
+
+
 def test_tune_unreachable_error_is_infinite_samples():
-    res = tune(TARGET, target_error=1e-9, depths=(1,), activations=("relu",), weight_var=2.0, bias_var=0.0)
+    res = tune_noting_bounds(
+        TARGET, target_error=1e-9, depths=(1,), activations=("relu",), weight_var=2.0, bias_var=0.0
+    )
     assert res.best["samples_needed"] == np.inf  # label noise 0.05 and GD: the error never gets there
 
 
@@ -98,6 +166,39 @@ def test_tune_cli_json_and_plot(tmp_path, capsys):
     assert exc.value.code == 2 and "weight-var" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("regime", "ridge"), [("gd", (1e-4, 10.0)), ("kernel", 0.05), ("bayes", 0.1)])
+def test_tune_data_route_equals_the_eigendecomposition_route(regime, ridge):
+    """The search's eigenvector-free evaluation on a data set (eigvalsh + Cholesky) against
+    dataset_learning_curve on a full eigendecomposition (independent bias and init terms)."""
+    pytest.importorskip("sklearn")
+    from fieldcurve.data import Dataset, load_digits
+    from fieldcurve.tuning import _DataModel
+
+    digits = load_digits()
+    data = Dataset(X=digits.X[:400], y=digits.y[:400], name="digits subset")
+    r = 0.05 if regime == "kernel" else (0.1 if regime == "bayes" else 0.0)
+    model = _DataModel(data, regime, "ntk", 0.1 if regime == "bayes" else None)
+    for act, wv, bv in [("relu", 1.3, 0.2), ("erf", 0.7, 0.9), ("tanh", 2.0, 0.0)]:
+        mlp = fc.MLP(2, act, wv, bv)
+        fast = model.error_at(mlp, 120, r)
+        kernel = fc.nngp_kernel(mlp) if regime == "bayes" else fc.ntk_kernel(mlp)
+        spec = fc.theory.dataset_spectrum(
+            kernel, data, init_kernel=fc.nngp_kernel(mlp) if regime == "gd" else None
+        )
+        ref = fc.theory.dataset_learning_curve(spec, [120], ridge=r).test_error[0]
+        assert fast == pytest.approx(ref, rel=1e-9), (act, fast, ref)
+
+
+def test_tune_result_does_not_depend_on_the_workers():
+    kwargs = {"P": 200, "regime": "gd", "depths": (1, 2), "activations": ("relu", "gelu"), "bias_var": 0.1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a = tune(TARGET, workers=1, **kwargs)
+        b = tune(TARGET, workers=2, **kwargs)
+    assert [e["test_error"] for e in a.ranking] == [e["test_error"] for e in b.ranking]
+    assert a.evaluations == b.evaluations
+
+
 def test_tune_bayes_on_data_needs_a_fixed_noise_variance():
     pytest.importorskip("sklearn")
     from fieldcurve.data import load_digits
@@ -105,7 +206,7 @@ def test_tune_bayes_on_data_needs_a_fixed_noise_variance():
     digits = load_digits()
     with pytest.raises(ValueError, match="noise variance"):
         tune(digits, P=100, regime="bayes", depths=(1,), activations=("relu",))
-    res = tune(
+    res = tune_noting_bounds(
         digits,
         P=100,
         regime="bayes",
@@ -121,7 +222,7 @@ def test_tune_bayes_on_data_needs_a_fixed_noise_variance():
 
 def test_tune_widths_add_the_finite_width_bayesian_correction():
     target = fc.Target.from_degree_powers({1: 1.0, 2: 0.5}, noise=0.2, d=8)
-    res = tune(
+    res = tune_noting_bounds(
         target,
         P=30,
         regime="bayes",

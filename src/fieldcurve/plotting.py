@@ -180,50 +180,73 @@ def plot_fourth_cumulant(
 
 def plot_tuning(result: Any, path: str | Path) -> Path:
     """Two panels: the best predicted value of every (depth, activation) configuration, and the
-    landscape over (weight_var, bias_var) of the best one with its optimum marked."""
+    landscape over (weight_var, bias_var) of the best one with its optimum marked — a grid, or
+    the points the search evaluated (``landscape["scattered"]``)."""
     path = Path(path)
     key = result.objective
-    has_land = bool(result.landscape) and np.asarray(result.landscape["values"]).size > 1
+    land = result.landscape
+    values = np.asarray(land.get("values", []), float)
+    has_land = bool(land) and values.size > 1 and bool(np.any(np.isfinite(values) & (values > 0)))
     fig, axes = plt.subplots(1, 2 if has_land else 1, figsize=(11 if has_land else 6, 4.6), squeeze=False)
     ax = axes[0, 0]
     labels = [f"L={e['depth']} {e['activation']}" for e in result.ranking]
-    vals = [e[key] for e in result.ranking]
-    ypos = np.arange(len(vals))[::-1]
-    ax.barh(ypos, vals, color=["tab:red"] + ["tab:blue"] * (len(vals) - 1))
-    ax.set_yticks(ypos, labels, fontsize=7)
+    vals = [float(e[key]) for e in result.ranking]
     finite = [v for v in vals if np.isfinite(v)]
+    shown = [v if np.isfinite(v) else (max(finite) if finite else 1.0) for v in vals]
+    ypos = np.arange(len(vals))[::-1]
+    ax.barh(ypos, shown, color=["tab:red"] + ["tab:blue"] * (len(vals) - 1))
+    ax.set_yticks(ypos, labels, fontsize=7)
     if finite:
         ax.set_xlim(0.95 * min(finite), 1.02 * max(finite))
-    for y, v in zip(ypos, vals, strict=True):
-        ax.text(v, y, f" {v:.4g}", va="center", fontsize=7)
+    for y, v, x in zip(ypos, vals, shown, strict=True):
+        ax.text(x, y, f" {v:.4g}" if np.isfinite(v) else " refused / never", va="center", fontsize=7)
     ax.set_xlabel("predicted test error" if key == "test_error" else "samples needed")
     ax.set_title(
         "best per configuration" + (f" (P = {result.P})" if result.P else f" (E = {result.target_error:g})")
     )
     if has_land:
         ax = axes[0, 1]
-        land = result.landscape
-        w, b, v = (
-            np.asarray(land["weight_var"]),
-            np.asarray(land["bias_var"]),
-            np.asarray(land["values"], float),
-        )
+        w, b = np.asarray(land["weight_var"], float), np.asarray(land["bias_var"], float)
         best = result.ranking[0]
-        if len(w) > 1 and len(b) > 1:
-            im = ax.pcolormesh(b, w, np.log10(v), shading="nearest", cmap="viridis")
-            fig.colorbar(im, ax=ax, label="log10 " + ("E_g" if key == "test_error" else "samples"))
+        label = "log10 " + ("E_g" if key == "test_error" else "samples")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logv = np.log10(values)
+        if "scattered" in land:
+            ok = np.isfinite(logv)
+            if np.ptp(b) > 0 and np.ptp(w) > 0:
+                sc = ax.scatter(
+                    b[ok], w[ok], c=logv[ok], cmap="viridis", s=30, edgecolors="k", linewidths=0.3
+                )
+                fig.colorbar(sc, ax=ax, label=label)
+                ax.set_yscale("log")
+                ax.plot(best["bias_var"], best["weight_var"], "r*", ms=14, label="optimum")
+                ax.set_xlabel("bias_var")
+                ax.set_ylabel("weight_var")
+                ax.legend(fontsize=8, loc="lower left")
+            else:
+                x, lab = (w, "weight_var") if np.ptp(w) > 0 else (b, "bias_var")
+                order = np.argsort(x[ok])
+                ax.plot(x[ok][order], values[ok][order], "ko-", ms=3)
+                ax.axvline(best[lab], color="r", ls=":")
+                ax.set_xlabel(lab)
+                ax.set_yscale("log")
+            ax.set_title(f"points evaluated: depth {best['depth']}, {best['activation']}")
+        elif len(w) > 1 and len(b) > 1:
+            im = ax.pcolormesh(b, w, np.ma.masked_invalid(logv), shading="nearest", cmap="viridis")
+            fig.colorbar(im, ax=ax, label=label)
             ax.set_yscale("log")
             ax.plot(best["bias_var"], best["weight_var"], "r*", ms=14, label="optimum")
             ax.set_xlabel("bias_var")
             ax.set_ylabel("weight_var")
             ax.legend(fontsize=8, loc="lower left")
+            ax.set_title(f"landscape: depth {best['depth']}, {best['activation']}")
         else:
             x, lab = (w, "weight_var") if len(w) > 1 else (b, "bias_var")
-            ax.plot(x, v.ravel(), "k-")
+            ax.plot(x, values.ravel(), "k-")
             ax.axvline(best[lab], color="r", ls=":")
             ax.set_xlabel(lab)
             ax.set_yscale("log")
-        ax.set_title(f"landscape: depth {best['depth']}, {best['activation']}")
+            ax.set_title(f"landscape: depth {best['depth']}, {best['activation']}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
