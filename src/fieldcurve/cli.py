@@ -120,7 +120,7 @@ def spectrum_cmd(
     kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
     spec = compute_spectrum(kernel, dim, lmax, method=method, rtol=rtol)
     if as_json:
-        click.echo(json.dumps(spec.to_dict(), indent=1))
+        click.echo(json.dumps(spectrum_json(spec), indent=1))
     else:
         click.echo(format_spectrum_table(spec))
     if plot_path:
@@ -515,7 +515,13 @@ def _emit(
 
 
 def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = None) -> str:
-    """Readable table of a learning curve (and the measurement, if any)."""
+    """Readable table of a learning curve (and the measurement, if any).
+
+    The per-degree columns E_l and ``rest`` (the other degrees' share of the effective noise
+    and the power beyond lmax) add up to E_g. ``+-`` is the prediction's uncertainty from
+    unresolved eigenvalues and the tail model (shown when non-zero); ``!`` marks points outside
+    the theory's measured validity (the constant mode's share of the overfitting above 0.25).
+    """
     degs = curve.meta.get("target_degrees", [])
     head = (
         f"# {kernel_name}"
@@ -523,8 +529,14 @@ def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = Non
         + f"; target: {target.name};"
         f" noise {curve.noise:g}; ridge {curve.ridge:g}"
     )
-    cols = f"{'P':>7} {'E_g':>11} {'E_g+noise':>11} {'train':>11} {'kappa':>11}"
+    unc = curve.test_error_uncertainty
+    show_unc = bool(np.any(unc > 0))
+    valid = curve.valid
+    cols = f"{'P':>7} {'E_g':>11}" + (f" {'+-':>9}" if show_unc else "")
+    cols += f" {'E_g+noise':>11} {'train':>11} {'kappa':>11}"
     cols += "".join(f" {'E_l=' + str(l):>10}" for l in degs)
+    if degs:
+        cols += f" {'rest':>10}"
     if emp is not None:
         cols += f" {'measured':>11} {'+-sem':>9}"
     lines = [head, cols]
@@ -533,16 +545,30 @@ def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = Non
         if emp is None
         else {float(p): (m, e) for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)}
     )
+    per_degree = curve.error_per_degree
+    rest = curve.error_rest
     for i, p in enumerate(curve.P):
-        row = (
-            f"{int(p):>7d} {curve.test_error[i]:>11.4e} {curve.test_error_noisy[i]:>11.4e}"
-            f" {curve.train_error[i]:>11.4e} {curve.kappa[i]:>11.4e}"
-        )
-        row += "".join(f" {curve.error_per_degree[i, l]:>10.3e}" for l in degs)
+        row = f"{int(p):>7d} {curve.test_error[i]:>11.4e}" + (f" {unc[i]:>9.2e}" if show_unc else "")
+        row += f" {curve.test_error_noisy[i]:>11.4e} {curve.train_error[i]:>11.4e} {curve.kappa[i]:>11.4e}"
+        row += "".join(f" {per_degree[i, l]:>10.3e}" for l in degs)
+        if degs:
+            row += f" {rest[i]:>10.3e}"
         if emp is not None:
             m = measured.get(float(p))
             row += f" {m[0]:>11.4e} {m[1]:>9.2e}" if m else f" {'':>11} {'':>9}"
+        if not valid[i]:
+            row += "  !"
         lines.append(row)
+    if not valid.all():
+        from fieldcurve.theory.eigenlearning import VALID_CONSTANT_SHARE
+
+        bad = ", ".join(f"{int(p)}" for p in curve.P[~valid])
+        lines.append(
+            f"# ! P = {bad}: outside the theory's validity — the constant mode's share of the"
+            f" overfitting, L_0^2/P, exceeds {VALID_CONSTANT_SHARE:g} (a kernel dominated by its"
+            " constant mode at small P); the theory overestimates E_g there, by up to several"
+            " times (compare --empirical)"
+        )
     return "\n".join(lines)
 
 
@@ -563,21 +589,24 @@ def format_finite_width_table(fw: Any) -> str:
 
 
 def write_curve_csv(curve: Any, path: str) -> None:
-    """Write P, test errors, train error, kappa, E0 and per-degree errors as CSV."""
+    """Write P, test errors (with uncertainty), train error, kappa, E0, per-degree errors, the
+    rest of E_g and the validity flag as CSV."""
     degs = curve.meta.get("target_degrees", [])
-    header = ["P", "test_error", "test_error_noisy", "train_error", "kappa", "overfitting"]
-    header += [f"error_degree_{l}" for l in degs]
+    header = ["P", "test_error", "test_error_uncertainty", "test_error_noisy", "train_error", "kappa"]
+    header += ["overfitting"] + [f"error_degree_{l}" for l in degs] + ["error_rest", "valid"]
     rows = [",".join(header)]
+    per_degree, rest, valid = curve.error_per_degree, curve.error_rest, curve.valid
     for i, p in enumerate(curve.P):
         vals = [
             p,
             curve.test_error[i],
+            curve.test_error_uncertainty[i],
             curve.test_error_noisy[i],
             curve.train_error[i],
             curve.kappa[i],
             curve.overfitting[i],
-        ] + [curve.error_per_degree[i, l] for l in degs]
-        rows.append(",".join(f"{v:.10g}" for v in vals))
+        ] + [per_degree[i, l] for l in degs]
+        rows.append(",".join(f"{v:.10g}" for v in [*vals, rest[i]]) + f",{int(valid[i])}")
     with open(path, "w") as fh:
         fh.write("\n".join(rows) + "\n")
 
@@ -749,6 +778,13 @@ def _parse_widths(text: str | None) -> list[int] | None:
     default=None,
     help="Finite widths to compare, e.g. 32,64,256 (--regime bayes and --P: E_g + dE_g/n per width).",
 )
+@click.option(
+    "--width-top",
+    default=1,
+    show_default=True,
+    type=int,
+    help="With --widths: how many of the best configurations get the finite-width correction.",
+)
 @click.option("--top", default=10, show_default=True, type=int, help="Rows of the ranking to print.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
@@ -777,6 +813,7 @@ def tune_cmd(
     bias_var: str,
     ridge: str,
     widths: str | None,
+    width_top: int,
     top: int,
     as_json: bool,
     plot_path: str,
@@ -823,38 +860,61 @@ def tune_cmd(
         bias_var=_parse_range(bias_var, "--bias-var"),
         ridge=_parse_range(ridge, "--ridge"),
         widths=_parse_widths(widths),
+        width_top=width_top,
+        progress=not as_json,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:
-        key = result.objective
-        what = (
-            f"E_g at P = {result.P}"
-            if key == "test_error"
-            else f"samples to reach E_g = {result.target_error:g}"
-        )
-        click.echo(
-            f"# {regime} regime; ranked by {what}; {result.evaluations} evaluations in {result.seconds:.1f} s"
-        )
-        header = f"{'rank':>4} {'depth':>5} {'activation':>12} {'weight_var':>10} {'bias_var':>9}"
-        click.echo(f"{header} {'ridge':>9} {key:>14}")
-        for i, e in enumerate(result.ranking[:top]):
-            row = (
-                f"{i + 1:>4} {e['depth']:>5} {e['activation']:>12} {e['weight_var']:>10.4g}"
-                f" {e['bias_var']:>9.4g} {e['ridge']:>9.3g} {e[key]:>14.5g}"
-            )
-            if "finite_width" in e:
-                row += "   " + "  ".join(
-                    f"n={n}: {v['test_error']:.4g}{'' if v['valid'] else '(!)'}"
-                    for n, v in e["finite_width"].items()
-                )
-            click.echo(row)
+        click.echo(format_tune_table(result, top))
     if plot_path:
         from fieldcurve.plotting import plot_tuning
 
         plot_tuning(result, plot_path)
         if not as_json:
             click.echo(f"plot written to {plot_path}")
+
+
+def format_tune_table(result: Any, top: int) -> str:
+    """The ranking with what was optimised (target, d, error definition) and the flags: ``b`` an
+    optimum on a search bound, ``!`` outside the theory's validity, ``refused`` (with the reason)."""
+    key = result.objective
+    what = (
+        f"E_g at P = {result.P}" if key == "test_error" else f"samples to reach E_g = {result.target_error:g}"
+    )
+    lines = [
+        f"# {result.regime} regime; ranked by {what};"
+        f" {result.evaluations} evaluations in {result.seconds:.1f} s",
+        f"# target: {result.target}",
+        f"# error: {result.error_definition}",
+        f"{'rank':>4} {'depth':>5} {'activation':>12} {'weight_var':>10} {'bias_var':>9} {'ridge':>9}"
+        f" {key:>14}  flags",
+    ]
+    notes = []
+    for i, e in enumerate(result.ranking[:top]):
+        flags = ("b" if e.get("at_bound") else "") + ("!" if e.get("valid") is False else "")
+        row = (
+            f"{i + 1:>4} {e['depth']:>5} {e['activation']:>12} {e['weight_var']:>10.4g}"
+            f" {e['bias_var']:>9.4g} {e['ridge']:>9.3g} {e[key]:>14.5g}  {flags or '-':<5}"
+        )
+        if "finite_width" in e:
+            row += "  " + "  ".join(
+                f"n={n}: {v['test_error']:.4g}{'' if v['valid'] else '(!)'}"
+                for n, v in e["finite_width"].items()
+            )
+        if "refused" in e:
+            row += f"  refused: {e['refused']}"
+        lines.append(row)
+        if e.get("at_bound"):
+            notes.append(f"rank {i + 1}: " + "; ".join(e["at_bound"]))
+    if notes:
+        lines.append("# b: optimum on a search bound (the best value may lie beyond it; widen the range):")
+        lines.extend(f"#   {n}" for n in notes)
+    if any(e.get("valid") is False for e in result.ranking[:top]):
+        lines.append(
+            "# !: outside the theory's validity at this P (constant mode dominates; E_g overestimated)"
+        )
+    return "\n".join(lines)
 
 
 @cli.command("figure")
@@ -1010,21 +1070,79 @@ def _fmt_log(log_value: float) -> str:
     return f"{mantissa:.4f}e{exponent:+d}"
 
 
+def cumulative_fractions(spec: Any) -> tuple[np.ndarray, np.ndarray]:
+    r"""Cumulative fraction of the trace, :math:`\min(1, \sum_{j\le l}N(d,j)\lambda_j/k(1))`, and its
+    uncertainty :math:`\sum_{j\le l}N(d,j)\,\mathrm{err}_j/k(1)` over the unresolved degrees (both
+    in [0, 1]; summed in logarithms, so overflowing multiplicities and underflowing eigenvalues
+    are exact)."""
+    k1 = float(spec.kernel_at_one)
+    n = len(spec.degrees)
+    if not k1 > 0:
+        return np.zeros(n), np.zeros(n)
+    log_k1 = math.log(k1)
+    log_w = spec.log_multiplicities + spec.log_eigenvalues
+    with np.errstate(divide="ignore"):
+        log_e = spec.log_multiplicities + np.log(spec.error_estimates)
+    unresolved = ~spec.resolved & np.isfinite(log_w)
+    frac, err = np.empty(n), np.empty(n)
+    acc, acc_err = -math.inf, -math.inf
+    for i in range(n):
+        if np.isfinite(log_w[i]):
+            acc = float(np.logaddexp(acc, log_w[i] - log_k1))
+        if unresolved[i] and np.isfinite(log_e[i]):
+            acc_err = float(np.logaddexp(acc_err, log_e[i] - log_k1))
+        frac[i] = min(1.0, math.exp(min(acc, 0.0)))
+        err[i] = min(1.0, math.exp(min(acc_err, 0.0)))
+    return frac, err
+
+
+def spectrum_json(spec: Any) -> dict[str, Any]:
+    """``Spectrum.to_dict()`` plus, per degree, the cumulative fraction of k(1) with its
+    uncertainty and whether the eigenvalue is resolved, and the tail mass's uncertainty."""
+    out = spec.to_dict()
+    frac, err = cumulative_fractions(spec)
+    resolved = spec.resolved
+    for i, row in enumerate(out["degrees"]):
+        row["cumulative_fraction"] = float(frac[i])
+        row["cumulative_fraction_error"] = float(err[i])
+        row["resolved"] = bool(resolved[i])
+    out["tail_mass_error"] = float(spec.tail_mass_error)
+    out["rtol"] = float(spec.rtol)
+    return out
+
+
 def format_spectrum_table(spec: Any) -> str:
-    """Readable table of a Spectrum."""
+    """Readable table of a Spectrum: the cumulative fraction of the trace stays in [0, 1] and
+    unresolved eigenvalues show their relative error (``*`` marks them)."""
+    frac, err = cumulative_fractions(spec)
+    resolved = spec.resolved
+    tail = f"{spec.tail_mass:.3e}"
+    if spec.tail_mass_error > 1e-12 * max(abs(spec.kernel_at_one), 1e-300):
+        tail += f" +- {spec.tail_mass_error:.1e}"
     lines = [
-        f"# {spec.name}, d = {spec.d}; k(1) = {spec.kernel_at_one:.10g},"
-        f" tail beyond l = {spec.lmax}: {spec.tail_mass:.3e}",
-        f"{'l':>5} {'lambda_l':>13} {'N(d,l)':>13} {'N*lambda':>13} {'cum. frac.':>11}  method",
+        f"# {spec.name}, d = {spec.d}; k(1) = {spec.kernel_at_one:.10g}, tail beyond l = {spec.lmax}: {tail}",
+        f"{'l':>5} {'lambda_l':>13} {'N(d,l)':>13} {'N*lambda':>13} {'cum. frac.':>11}"
+        f" {'rel. err':>9}  method",
     ]
-    cum = 0.0
+    rel = spec.relative_errors
     for i, l in enumerate(spec.degrees):
         log_w = spec.log_multiplicities[i] + spec.log_eigenvalues[i]
-        cum += math.exp(log_w) if math.isfinite(log_w) and log_w < 700 else 0.0
+        if spec.error_estimates[i] == 0:
+            rel_txt = "exact"
+        elif np.isfinite(rel[i]):
+            rel_txt = f"{rel[i]:.1e}"
+        else:
+            rel_txt = f"<{spec.error_estimates[i]:.0e}"
+        cum = f"{frac[i]:.8f}" if err[i] < 5e-9 else f"{frac[i]:.4f}+-{err[i]:.0e}"
         lines.append(
             f"{l:>5d} {_fmt_log(spec.log_eigenvalues[i]):>13} "
             f"{_fmt_log(spec.log_multiplicities[i]):>13} {_fmt_log(log_w):>13} "
-            f"{cum / spec.kernel_at_one:>11.8f}  {spec.methods[i]}"
+            f"{cum:>11} {rel_txt + ('' if resolved[i] else '*'):>9}  {spec.methods[i]}"
+        )
+    if not resolved.all():
+        lines.append(
+            f"# * not resolved to rtol = {spec.rtol:g}; the error is the estimate (the eigenvalue lies"
+            " in lambda_l +- error, never above k(1)/N(d,l))"
         )
     return "\n".join(lines)
 
