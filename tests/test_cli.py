@@ -4,6 +4,7 @@ gives one line on stderr and exit status 2 (never a traceback)."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -193,3 +194,68 @@ def test_figure_list_quick_json_and_unknown(tmp_path, capsys):
     assert got["name"] == "pdlt_fourth_cumulant" and (tmp_path / "pdlt_fourth_cumulant.png").exists()
     code, _out, err = run(["figure", "nope"], capsys)
     assert code == 2 and "unknown figure" in err
+
+
+def test_predict_table_adds_up_and_marks_points_outside_validity(capsys):
+    """Issue #12: the per-degree columns and 'rest' add up to E_g; the points where a dominant
+    constant mode puts the theory outside its validity (P = 1, 2 here) are marked and explained;
+    JSON carries the same numbers."""
+    argv = ["predict", "--depth", "1", "--activation", "gelu", "--weight-var", "0.1", "--bias-var", "10"]
+    argv += ["--noise", "0", "--P", "1,2,5,10", "--plot", ""]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("P "))
+    cols = header.split()
+    assert cols[-1] == "rest" and "E_l=1" in cols
+    rows = [line for line in lines if line and line.split()[0].isdigit()]
+    assert [r.rstrip().endswith("!") for r in rows] == [True, True, False, False]
+    for r in rows:
+        values = r.replace("!", "").split()
+        got = dict(zip(cols, values, strict=True))
+        parts = sum(float(got[c]) for c in cols if c.startswith("E_l=")) + float(got["rest"])
+        assert parts == pytest.approx(float(got["E_g"]), rel=2e-3)
+    assert any(line.startswith("# ! P = 1, 2: outside the theory's validity") for line in lines)
+    code, out, _ = run([*argv, "--json"], capsys)
+    points = json.loads(out)["points"]
+    assert [p["valid"] for p in points] == [False, False, True, True]
+    for p in points:
+        assert sum(p["error_per_degree"].values()) + p["error_rest"] == pytest.approx(
+            p["test_error"], rel=1e-12
+        )
+        assert p["test_error_uncertainty"] >= 0
+
+
+def test_spectrum_json_cumulative_fraction_is_the_trace_fraction(capsys):
+    code, out, err = run(
+        ["spectrum", "--json", "--d", "7", "--lmax", "12", "--depth", "2", "--bias-var", "0.3"], capsys
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    rows = got["degrees"]
+    frac = [r["cumulative_fraction"] for r in rows]
+    assert all(0 <= f <= 1 for f in frac) and frac == sorted(frac)
+    # independent: fsum of N(d, l) lambda_l over k(1), from the printed values
+    running = [
+        math.fsum(r["multiplicity"] * r["eigenvalue"] for r in rows[: i + 1]) for i in range(len(rows))
+    ]
+    np.testing.assert_allclose(frac, np.array(running) / got["kernel_at_one"], rtol=1e-12)
+    assert all(r["resolved"] for r in rows) and got["tail_mass_error"] >= 0
+    assert 1 - frac[-1] == pytest.approx(got["tail_mass"] / got["kernel_at_one"], rel=1e-6, abs=1e-12)
+
+
+def test_tune_prints_what_it_optimised_and_warns_about_bounds(capsys):
+    argv = ["tune", "--d", "10", "--P", "100", "--depths", "1", "--activations", "relu", "--regime", "gd"]
+    argv += ["--bias-var", "0", "--weight-var", "0.7:3", "--plot", ""]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "# target: powers l=1: 1, l=2: 0.5, l=3: 0.25; label noise 0.01" in out and "d = 10" in out
+    assert "# error: E_g(P = 100), E_g = E_x[(f_hat(x) - f*(x))^2] against the clean target" in out
+    row = next(line for line in out.splitlines() if line.split()[:2] == ["1", "1"])
+    assert row.split()[-1] == "b" and "weight_var = 0.7 is the lower bound" in out
+    assert "warning: the best configuration (depth 1, relu) has its optimum on a search bound" in err
+    code, out, err = run([*argv, "--json"], capsys)
+    got = json.loads(out)
+    assert got["d"] == 10 and got["error_definition"].startswith("E_g(P = 100)")
+    assert got["ranking"][0]["at_bound"] == ["weight_var = 0.7 is the lower bound of its range 0.7:3"]
+    assert got["warnings"] and "search bound" in err

@@ -5,11 +5,14 @@ Every bad input ends with one line on stderr and exit status 2, never a tracebac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -20,6 +23,33 @@ from fieldcurve.kernels import MLP, nngp_kernel, ntk_kernel
 from fieldcurve.spectrum import spectrum as compute_spectrum
 
 _PARAM_ACT = re.compile(r"^\s*([a-z_]+)\s*\(\s*([^)]*)\)\s*$")
+
+
+@contextlib.contextmanager
+def working(desc: str, enabled: bool = True) -> Iterator[None]:
+    """Show ``desc`` and the elapsed time on stderr while the block runs (tqdm, refreshed twice a
+    second by a background thread; shown only after one second, and never when stderr is not a
+    terminal or ``enabled`` is False) — for steps that have no count of their own to report."""
+    if not enabled:
+        yield
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, bar_format="{desc}: {elapsed} elapsed", delay=1.0, leave=False, disable=None)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
 
 
 def parse_activation(text: str) -> act_mod.Activation:
@@ -118,7 +148,8 @@ def spectrum_cmd(
         width=width,
     )
     kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
-    spec = compute_spectrum(kernel, dim, lmax, method=method, rtol=rtol)
+    with working("spectrum", not as_json):
+        spec = compute_spectrum(kernel, dim, lmax, method=method, rtol=rtol)
     if as_json:
         click.echo(json.dumps(spectrum_json(spec), indent=1))
     else:
@@ -352,10 +383,11 @@ def predict_cmd(
         ridge_used = ridge if regime == "kernel" else 0.0
     if lmax is None:
         lmax = max(40, max(target.powers) + 10)
-    curve = network_learning_curve(
-        mlp, target, P, d=dim, regime=regime, lmax=lmax, ridge=ridge_used, kind=kind
-    )
-    spec = compute_spectrum(kernel, dim, lmax)
+    with working("theory (spectra and learning curve)", not as_json):
+        curve = network_learning_curve(
+            mlp, target, P, d=dim, regime=regime, lmax=lmax, ridge=ridge_used, kind=kind
+        )
+        spec = compute_spectrum(kernel, dim, lmax)
     emp = None
     if trials:
         from fieldcurve.empirical import empirical_learning_curve
@@ -445,7 +477,8 @@ def _predict_on_data(
     P = parse_p_grid(p_grid if p_grid != "10:10000:25" else f"10:{data.size // 2}:12")
     if P.max() >= data.size:
         raise ValueError(f"--P must stay below the data set size M = {data.size}")
-    spec = dataset_spectrum(kernel, data, init_kernel=init_kernel)
+    with working(f"kernel and eigendecomposition of {data.name} (M = {data.size})", not as_json):
+        spec = dataset_spectrum(kernel, data, init_kernel=init_kernel)
     curve = dataset_learning_curve(spec, P, ridge=ridge_used)
     emp = None
     if trials:
@@ -669,8 +702,12 @@ def finite_width_cmd(
     cb = bias_var if bias_var is not None else crit.bias_var
     mlp = MLP(depth, act, cw, cb)
     stats = finite_width_statistics(mlp, width)
-    mc = monte_carlo_statistics(mlp, width, networks, seed=seed) if networks else None
-    ntk_mc = monte_carlo_ntk(mlp, width, networks, seed=seed + 1) if networks else None
+    mc = ntk_mc = None
+    if networks:
+        with working(f"Monte Carlo: {networks:,} random networks (statistics)", not as_json):
+            mc = monte_carlo_statistics(mlp, width, networks, seed=seed)
+        with working(f"Monte Carlo: {networks:,} random networks (NTK)", not as_json):
+            ntk_mc = monte_carlo_ntk(mlp, width, networks, seed=seed + 1)
     if as_json:
         out = stats.to_dict()
         if crit is not None:
