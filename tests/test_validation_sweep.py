@@ -40,6 +40,12 @@ def tiny(**changes) -> dict:
     return cfg
 
 
+def trained(counts: dict) -> tuple[int, int, int]:
+    """(done, failed, skipped) of a sweep with no other sweep on its store."""
+    assert counts["elsewhere"] == counts["busy"] == 0, counts
+    return counts["done"], counts["failed"], counts["skipped"]
+
+
 def write_toml(path: Path, cfg: dict) -> Path:
     lines = []
     for table, entries in cfg.items():
@@ -119,9 +125,9 @@ def test_store_roundtrip_skips_done_and_exports(tmp_path):
     exp = load_config(tiny())
     store = tmp_path / "s.sqlite"
     first = run_sweep(exp, store, progress=False)
-    assert first == {"done": 4, "failed": 0, "skipped": 0}
+    assert first == {"done": 4, "failed": 0, "skipped": 0, "elsewhere": 0, "busy": 0}
     again = run_sweep(exp, store, progress=False)
-    assert again == {"done": 0, "failed": 0, "skipped": 4}
+    assert again == {"done": 0, "failed": 0, "skipped": 4, "elsewhere": 0, "busy": 0}
     with ResultsStore(store) as s:
         assert s.export_csv(tmp_path / "r.csv") == 4
         assert s.export_parquet(tmp_path / "r.parquet") == 4
@@ -150,12 +156,12 @@ def test_failed_run_is_stored_and_retried(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "execute_run", flaky)
     store = tmp_path / "f.sqlite"
-    assert run_sweep(load_config(tiny()), store, progress=False) == {"done": 2, "failed": 2, "skipped": 0}
+    assert trained(run_sweep(load_config(tiny()), store, progress=False)) == (2, 2, 0)
     with ResultsStore(store) as s:
         failed = list(s.rows("failed"))
     assert len(failed) == 2 and "diverged on purpose" in failed[0]["error"]
     monkeypatch.setattr(runner, "execute_run", real)
-    assert run_sweep(load_config(tiny()), store, progress=False) == {"done": 2, "failed": 0, "skipped": 2}
+    assert trained(run_sweep(load_config(tiny()), store, progress=False)) == (2, 0, 2)
 
 
 def test_interrupted_write_rolls_back(tmp_path):
@@ -164,7 +170,7 @@ def test_interrupted_write_rolls_back(tmp_path):
     run_sweep(load_config(tiny(**{"sweep__P": [8], "sweep__seeds": 1})), store, progress=False)
     code = (
         "import os, sys; from fieldcurve.validation.store import ResultsStore\n"
-        f"s = ResultsStore({str(store)!r})\n"
+        f"s = ResultsStore({str(store)!r}, write=True)\n"
         "s._db.execute('BEGIN IMMEDIATE')\n"
         "s._db.execute(\"INSERT INTO runs VALUES ('x', 'e', 1, 1, 1, 'done', '{}', NULL, 0, 0, 'v')\")\n"
         "os._exit(9)\n"
@@ -278,7 +284,7 @@ def test_extending_the_grid_keeps_finished_runs(tmp_path):
     store = tmp_path / "g.sqlite"
     assert run_sweep(load_config(tiny()), store, progress=False)["done"] == 4
     wider = tiny(**{"sweep__P": [8, 16, 24], "experiment__tolerance": 0.5})
-    assert run_sweep(load_config(wider), store, progress=False) == {"done": 2, "failed": 0, "skipped": 4}
+    assert trained(run_sweep(load_config(wider), store, progress=False)) == (2, 0, 4)
 
 
 def test_digits_sweep_and_report(tmp_path):

@@ -46,6 +46,39 @@ wrong types, impossible values and missing files are rejected with the key's nam
     n_test = 1000            # sphere: test points per run (data sets: all held-out points)
 
 Relative paths in ``data``/``labels`` are resolved against the configuration file's folder.
+
+Limits (each refused up front with a ``ValueError`` naming the key and the limit, before anything
+is allocated or trained):
+
+=====================================  ====================================================
+``experiment.name``                    a plain name: letters, digits, ``_`` and ``-``, at most
+                                       :data:`MAX_NAME_LENGTH` (64) characters (it names the
+                                       default store ``<name>.sqlite`` and report folder
+                                       ``<name>_report``, so it can never leave the folder)
+``experiment.seed``                    0 ... :data:`MAX_SEED` (10^12); run ``i`` of a
+                                       (width, P) uses seed ``seed * 1000003 + i``, which stays
+                                       below 2^63 (numpy, JAX and SQLite integers)
+``experiment.tolerance``               finite and positive
+``network.width`` / ``sweep.P``        non-empty lists of distinct positive integers, at most
+                                       :data:`MAX_GRID_VALUES` (1000) values each; widths at
+                                       most :data:`MAX_WIDTH` (65536), P at most
+                                       :data:`MAX_P` (100000)
+``network.depth``                      1 ... :data:`MAX_DEPTH` (64)
+``sweep.seeds``                        1 ... :data:`MAX_SEEDS` (10000)
+grid size                              widths x P x seeds at most :data:`MAX_RUNS` (100000)
+``sweep.n_test``                       1 ... :data:`MAX_N_TEST` (10^6)
+``sweep.finite_width_samples``         0 or 32 ... :data:`MAX_FINITE_WIDTH_SAMPLES` (2^22)
+``target.d``                           2 ... :data:`MAX_D` (100000)
+``target.powers`` degrees              0 ... :data:`MAX_DEGREE` (100)
+``training.ensemble``                  1 ... :data:`MAX_ENSEMBLE` (1024)
+``training.max_steps`` / ``steps``     1 ... :data:`MAX_STEPS` (10^7)
+memory of the largest run              estimated (Gram matrices, parameters, activations)
+                                       at most :data:`MAX_RUN_BYTES` (8 GiB)
+configuration file                     at most :data:`MAX_CONFIG_BYTES` (1 MiB)
+=====================================  ====================================================
+
+Setting up the grid takes time linear in its size (the run-defining part of the configuration
+is serialised once, not once per run).
 """
 
 from __future__ import annotations
@@ -54,14 +87,74 @@ import copy
 import hashlib
 import json
 import math
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fieldcurve
 
-__all__ = ["Experiment", "Run", "builtin_configs", "load_config", "run_defining"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_D",
+    "MAX_DEGREE",
+    "MAX_DEPTH",
+    "MAX_ENSEMBLE",
+    "MAX_FINITE_WIDTH_SAMPLES",
+    "MAX_GRID_VALUES",
+    "MAX_NAME_LENGTH",
+    "MAX_N_TEST",
+    "MAX_P",
+    "MAX_RUNS",
+    "MAX_RUN_BYTES",
+    "MAX_SEED",
+    "MAX_SEEDS",
+    "MAX_STEPS",
+    "MAX_WIDTH",
+    "Experiment",
+    "Run",
+    "builtin_configs",
+    "load_config",
+    "run_defining",
+    "run_key",
+]
+
+#: longest experiment name (names are plain: letters, digits, ``_`` and ``-``)
+MAX_NAME_LENGTH = 64
+#: largest base seed; derived seeds ``seed * 1000003 + i`` stay below 2**63
+MAX_SEED = 10**12
+#: runs per (width, P)
+MAX_SEEDS = 10_000
+#: values per grid axis (``network.width``, ``sweep.P``)
+MAX_GRID_VALUES = 1_000
+#: runs in a grid (widths x P x seeds)
+MAX_RUNS = 100_000
+#: largest network width
+MAX_WIDTH = 65_536
+#: largest training-set size
+MAX_P = 100_000
+#: largest number of hidden layers
+MAX_DEPTH = 64
+#: largest number of test points per run
+MAX_N_TEST = 1_000_000
+#: largest input dimension of a sphere target
+MAX_D = 100_000
+#: largest degree in ``target.powers``
+MAX_DEGREE = 100
+#: largest ensemble (GD members or Langevin chains) per run
+MAX_ENSEMBLE = 1_024
+#: largest ``training.max_steps`` / ``training.steps``
+MAX_STEPS = 10_000_000
+#: largest ``sweep.finite_width_samples``
+MAX_FINITE_WIDTH_SAMPLES = 2**22
+#: largest estimated memory of one run, in bytes (see :func:`_run_bytes`)
+MAX_RUN_BYTES = 8 * 2**30
+#: largest configuration file, in bytes
+MAX_CONFIG_BYTES = 2**20
+
+_SEED_STRIDE = 1_000_003
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     # key: (types, required)
@@ -134,30 +227,37 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of the grid: a (width, P, seed) point with the full configuration."""
+    """One training run of the grid: a (width, P, seed) point with the full configuration.
+
+    ``key`` is the SHA-256 (first 32 hex digits) of everything that determines the run — its
+    configuration without the grid lists (:func:`run_defining`), its (width, P, seed) — and the
+    package version; extending a sweep's grid or changing its tolerance keeps the finished runs.
+    :meth:`Experiment.runs` fills it in from one serialisation of the configuration; left empty,
+    it is computed here.
+    """
 
     experiment: str
     width: int
     P: int
     seed: int
     config: dict
+    key: str = field(default="", compare=False)
 
-    @property
-    def key(self) -> str:
-        """SHA-256 of everything that determines the run — its configuration without the grid
-        lists, its (width, P, seed) — and the package version. Extending a sweep's grid or
-        changing its tolerance keeps the finished runs."""
-        blob = json.dumps(
-            {
-                "config": run_defining(self.config),
-                "width": self.width,
-                "P": self.P,
-                "seed": self.seed,
-                "version": fieldcurve.__version__,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+    def __post_init__(self) -> None:
+        if not self.key:
+            defining = json.dumps(run_defining(self.config), sort_keys=True)
+            object.__setattr__(self, "key", run_key(defining, self.width, self.P, self.seed))
+
+
+def run_key(defining: str, width: int, P: int, seed: int) -> str:
+    """The key of a run from the JSON of its configuration's run-defining part (``json.dumps(
+    run_defining(config), sort_keys=True)``) — the same string as hashing ``{"config": ...,
+    "width": ..., "P": ..., "seed": ..., "version": ...}`` with sorted keys."""
+    blob = (
+        f'{{"P": {json.dumps(P)}, "config": {defining}, "seed": {json.dumps(seed)},'
+        f' "version": {json.dumps(fieldcurve.__version__)}, "width": {json.dumps(width)}}}'
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 #: keys that describe the grid or the verdict, not what a single run computes
@@ -208,13 +308,16 @@ class Experiment:
         return "dataset" in t or "data" in t
 
     def runs(self) -> list[Run]:
-        """The grid, widths x P x seeds, in that order."""
+        """The grid, widths x P x seeds, in that order (time linear in its size)."""
         base = self.config["experiment"]["seed"]
+        defining = json.dumps(run_defining(self.config), sort_keys=True)
         out = []
         for width in self.widths:
             for P in self.sizes:
                 for s in range(self.config["sweep"]["seeds"]):
-                    out.append(Run(self.name, width, P, base * 1_000_003 + s, self.config))
+                    seed = base * _SEED_STRIDE + s
+                    key = run_key(defining, width, P, seed)
+                    out.append(Run(self.name, width, P, seed, self.config, key))
         return out
 
 
@@ -243,9 +346,14 @@ def load_config(source: str | Path | dict) -> Experiment:
         builtins = builtin_configs()
         if not path.exists() and str(source) in builtins:
             path = builtins[str(source)]
-        if not path.exists():
+        if not path.is_file():
             raise ValueError(
                 f"config {source!s} not found (a TOML file or one of: {', '.join(builtins) or 'none'})"
+            )
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ValueError(
+                f"config {path} has {size} bytes, above the limit of {MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)"
             )
         try:
             raw = tomllib.loads(path.read_text())
@@ -282,20 +390,62 @@ def _validate(raw: dict, base_dir: Path) -> dict:
     return cfg
 
 
-def _positive_ints(values: Any, key: str) -> None:
+def _positive_ints(values: Any, key: str, limit: int | None = None, limit_name: str = "") -> None:
     for v in _as_list(values):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise _fail(key, f"must be positive integers, got {v!r}")
+        if limit is not None and v > limit:
+            raise _fail(key, f"{v} is above the limit {limit} ({limit_name})")
+
+
+def _grid_axis(values: Any, key: str, limit: int, limit_name: str) -> None:
+    """A grid axis: one positive integer or a non-empty list of distinct ones, each <= limit."""
+    items = _as_list(values)
+    if not items:
+        raise _fail(key, "must not be empty")
+    if len(items) > MAX_GRID_VALUES:
+        raise _fail(key, f"has {len(items)} values, above the limit {MAX_GRID_VALUES} (MAX_GRID_VALUES)")
+    _positive_ints(items, key, limit, limit_name)
+    seen: set[int] = set()
+    for v in items:
+        if v in seen:
+            raise _fail(key, f"lists {v} twice")
+        seen.add(v)
+
+
+def _check_name(name: str) -> None:
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
+        raise _fail(
+            "experiment.name",
+            f"must be a plain name of at most {MAX_NAME_LENGTH} letters, digits, '_' or '-' (it names"
+            f" the store and the report folder), got {name[:80]!r}",
+        )
+
+
+def _finite(value: Any, key: str, *, positive: bool = True) -> None:
+    if not math.isfinite(value) or (positive and not value > 0):
+        raise _fail(key, f"must be a finite {'positive ' if positive else ''}number, got {value!r}")
 
 
 def _check_values(cfg: dict, base_dir: Path) -> None:
     net, tr, tg, sw, ex = cfg["network"], cfg["training"], cfg["target"], cfg["sweep"], cfg["experiment"]
-    _positive_ints(net["width"], "network.width")
-    _positive_ints(sw["P"], "sweep.P")
-    for key, table in (("seeds", sw), ("n_test", sw)):
-        _positive_ints(table[key], f"sweep.{key}")
-    if not ex["tolerance"] > 0:
-        raise _fail("experiment.tolerance", "must be positive")
+    _check_name(ex["name"])
+    if not 0 <= ex["seed"] <= MAX_SEED:
+        raise _fail("experiment.seed", f"must be between 0 and {MAX_SEED} (MAX_SEED), got {ex['seed']}")
+    _finite(ex["tolerance"], "experiment.tolerance")
+    _grid_axis(net["width"], "network.width", MAX_WIDTH, "MAX_WIDTH")
+    _grid_axis(sw["P"], "sweep.P", MAX_P, "MAX_P")
+    _positive_ints(sw["seeds"], "sweep.seeds", MAX_SEEDS, "MAX_SEEDS")
+    _positive_ints(sw["n_test"], "sweep.n_test", MAX_N_TEST, "MAX_N_TEST")
+    n_runs = len(_as_list(net["width"])) * len(_as_list(sw["P"])) * sw["seeds"]
+    if n_runs > MAX_RUNS:
+        raise _fail(
+            "sweep",
+            f"the grid has {n_runs} runs (widths x P x seeds), above the limit {MAX_RUNS} (MAX_RUNS)",
+        )
+    _positive_ints(net["depth"], "network.depth", MAX_DEPTH, "MAX_DEPTH")
+    for key in ("weight_var", "bias_var"):
+        _finite(net[key], f"network.{key}", positive=False)
     try:
         fieldcurve.MLP(
             net["depth"],
@@ -317,26 +467,31 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
         raise _fail("training.method", f"must be 'gd' or 'langevin', got {tr['method']!r}")
     if tr["init"] not in ("standard", "centered", "antisymmetric"):
         raise _fail("training.init", f"must be standard, centered or antisymmetric, got {tr['init']!r}")
-    _positive_ints(tr["ensemble"], "training.ensemble")
-    _positive_ints(tr["max_steps"], "training.max_steps")
-    _positive_ints(tr["steps"], "training.steps")
-    _positive_ints(tr["thin"], "training.thin")
+    _positive_ints(tr["ensemble"], "training.ensemble", MAX_ENSEMBLE, "MAX_ENSEMBLE")
+    _positive_ints(tr["max_steps"], "training.max_steps", MAX_STEPS, "MAX_STEPS")
+    _positive_ints(tr["steps"], "training.steps", MAX_STEPS, "MAX_STEPS")
+    _positive_ints(tr["thin"], "training.thin", MAX_STEPS, "MAX_STEPS")
     for key in ("tol", "noise_var"):
-        if not (math.isfinite(tr[key]) and tr[key] > 0):
-            raise _fail(f"training.{key}", f"must be positive, got {tr[key]!r}")
+        _finite(tr[key], f"training.{key}")
     if tr["lr_factor"] is None:
         tr["lr_factor"] = 1.0 if tr["method"] == "gd" else 0.5
-    elif not tr["lr_factor"] > 0:
-        raise _fail("training.lr_factor", "must be positive")
+    else:
+        _finite(tr["lr_factor"], "training.lr_factor")
     if tr["method"] == "langevin":
         if not 0 <= tr["burn_in"] < tr["steps"]:
             raise _fail("training.burn_in", "must satisfy 0 <= burn_in < steps")
+        if tr["thin"] > tr["steps"] - tr["burn_in"]:
+            raise _fail("training.thin", "must be at most steps - burn_in (no sample would be taken)")
         if tr["ensemble"] < 2:
             raise _fail("training.ensemble", "Langevin needs at least 2 chains (the Monte Carlo error)")
     fws = sw["finite_width_samples"]
     if fws:
-        if fws < 32:
-            raise _fail("sweep.finite_width_samples", f"must be 0 (off) or at least 32, got {fws}")
+        if not 32 <= fws <= MAX_FINITE_WIDTH_SAMPLES:
+            raise _fail(
+                "sweep.finite_width_samples",
+                f"must be 0 (off) or between 32 and {MAX_FINITE_WIDTH_SAMPLES} (MAX_FINITE_WIDTH_SAMPLES),"
+                f" got {fws}",
+            )
         if tr["method"] != "langevin" or "powers" not in tg:
             raise _fail(
                 "sweep.finite_width_samples", "needs training.method = 'langevin' and a sphere target"
@@ -349,12 +504,14 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
     if "powers" in tg:
         if "d" not in tg:
             raise _fail("target.d", "is required with target.powers")
-        if tg["d"] < 2:
-            raise _fail("target.d", f"must be >= 2, got {tg['d']}")
+        if not 2 <= tg["d"] <= MAX_D:
+            raise _fail("target.d", f"must be between 2 and {MAX_D} (MAX_D), got {tg['d']}")
         powers = {}
         for k, v in tg["powers"].items():
-            if not k.isdigit():
+            if not (k.isascii() and k.isdigit()):
                 raise _fail("target.powers", f"keys are degrees (non-negative integers), got {k!r}")
+            if len(k) > 3 or int(k) > MAX_DEGREE:
+                raise _fail("target.powers", f"degree {k[:20]} is above the limit {MAX_DEGREE} (MAX_DEGREE)")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise _fail(f"target.powers.{k}", f"must be a non-negative number, got {v!r}")
             powers[k] = float(v)
@@ -373,19 +530,40 @@ def _check_values(cfg: dict, base_dir: Path) -> None:
             if not lab.exists():
                 raise _fail("target.labels", f"file {lab} not found")
             tg["labels"] = str(lab)
+    d, outputs = tg.get("d", 0), 1
+    P_max = max(_as_list(sw["P"]))
     if "dataset" in tg or "data" in tg:
-        size = _data_size(tg)
-        if max(_as_list(sw["P"])) >= size:
-            raise _fail(
-                "sweep.P", f"largest P = {max(_as_list(sw['P']))} must be below the data set size {size}"
-            )
+        size, d, outputs = _data_shape(tg)
+        if P_max >= size:
+            raise _fail("sweep.P", f"largest P = {P_max} must be below the data set size {size}")
+    need, width = max((_run_bytes(cfg, w, P_max, d, outputs), w) for w in _as_list(net["width"]))
+    if need > MAX_RUN_BYTES:
+        raise _fail(
+            "sweep",
+            f"a run at width {width}, P = {P_max} needs about {need / 2**30:.3g} GiB, above the limit of"
+            f" {MAX_RUN_BYTES / 2**30:g} GiB (MAX_RUN_BYTES); use smaller widths, P, n_test or ensemble",
+        )
 
 
-def _data_size(tg: dict) -> int:
+def _run_bytes(cfg: dict, width: int, P: int, d: int, outputs: int) -> int:
+    """Estimated peak memory of one run in bytes (float64): the P x P and test x P Gram matrices
+    of the infinite-width comparison, and per ensemble member the parameters (with gradients and
+    copies), the activations of every layer on the training and test inputs and, for Langevin's
+    Rao-Blackwell estimator, a width x width read-out solve."""
+    net, tr, tg, sw = cfg["network"], cfg["training"], cfg["target"], cfg["sweep"]
+    L, n = net["depth"], width
+    n_test = sw["n_test"] if "powers" in tg else P
+    params = d * n + (L - 1) * n * n + n * outputs + (L + 1) * n
+    member = 4 * params + 6 * L * (P + n_test) * n + (n * n if tr["estimator"] == "rao_blackwell" else 0)
+    return 8 * (6 * P * P + 3 * n_test * P + tr["ensemble"] * member)
+
+
+def _data_shape(tg: dict) -> tuple[int, int, int]:
+    """(rows, input dimension, label columns) of the configured data set."""
     from fieldcurve.data import load_dataset, load_digits
 
     try:
         data = load_digits() if tg.get("dataset") == "digits" else load_dataset(tg["data"], tg["labels"])
     except (ValueError, OSError) as exc:
         raise _fail("target", str(exc)) from exc
-    return data.size
+    return data.size, data.d, data.Y.shape[1]

@@ -242,6 +242,7 @@ def write_report(store_path: str | Path, out_dir: str | Path, config: Any = None
             f" thin {tr['thin']}, chains {tr['ensemble']})"
         ),
         f"- tolerance: median relative error over P ≤ {summary['tolerance']:g}",
+        f"- test error: {_error_definition(experiment)}",
         f"- fieldcurve {fc.__version__}",
         "",
     ]
@@ -275,6 +276,24 @@ def write_report(store_path: str | Path, out_dir: str | Path, config: Any = None
     lines += [f"**Overall: {overall}**", "", f"![learning curves]({png.name})", ""]
     (out / "report.md").write_text("\n".join(lines))
     return summary
+
+
+def _error_definition(experiment: Experiment) -> str:
+    """What the measured and predicted test errors are, in words (absolute, not relative)."""
+    if not experiment.on_data:
+        tg = experiment.config["target"]
+        power = sum(tg["powers"].values())
+        return (
+            f"mean over {experiment.config['sweep']['n_test']} fresh sphere points of (f(x) − f*(x))²,"
+            f" against the clean target (absolute; the target's power is {power:g}, label noise"
+            f" {tg['noise']:g} is not included)"
+        )
+    data = dataset_of(experiment.config)
+    return (
+        f"squared error summed over the {data.Y.shape[1]} output(s), mean over the held-out points"
+        f" of {data.name} (absolute, not divided by the outputs; labels: {data.encoding}; the zero"
+        f" predictor scores {data.label_power:.4g})"
+    )
 
 
 def _finite_width_lines(fw: dict) -> list[str]:

@@ -10,11 +10,16 @@ A run that raises is stored as ``failed`` with its error and the sweep goes on.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +28,9 @@ from tqdm import tqdm
 
 import fieldcurve as fc
 from fieldcurve.validation.config import Experiment, Run
-from fieldcurve.validation.store import ResultsStore
+from fieldcurve.validation.store import CLAIM_HEARTBEAT_SECONDS, ResultsStore
 
-__all__ = ["execute_run", "run_sweep"]
+__all__ = ["MAX_WORKERS", "execute_run", "run_sweep"]
 
 
 def network_of(config: dict, width: int) -> fc.MLP:
@@ -229,6 +234,29 @@ def _guarded(run: Run) -> tuple[Run, str, dict | None, str | None, float]:
         return run, "failed", None, msg, time.perf_counter() - t0
 
 
+#: largest number of local worker processes
+MAX_WORKERS = 256
+#: seconds between checks for runs another sweep is training
+_POLL_SECONDS = 1.0
+#: exit status of a worker whose parent has gone
+_ORPHAN_EXIT = 75
+_NEEDS_DASK = '--scheduler needs dask.distributed: pip install "fieldcurve[distributed]"'
+
+
+def _require_extras(scheduler: Any) -> None:
+    """Refuse, before any run is attempted, a sweep whose training packages are missing."""
+    if importlib.util.find_spec("jax") is None:
+        raise ValueError(
+            'training networks needs JAX, which is not installed: pip install "fieldcurve[validation]"'
+        )
+    if (
+        scheduler is not None
+        and isinstance(scheduler, str)
+        and importlib.util.find_spec("distributed") is None
+    ):
+        raise ValueError('--scheduler needs dask.distributed: pip install "fieldcurve[distributed]"')
+
+
 def run_sweep(
     experiment: Experiment,
     store_path: str | Path,
@@ -236,19 +264,52 @@ def run_sweep(
     workers: int = 1,
     scheduler: str | None = None,
     progress: bool = True,
+    wait: bool = True,
 ) -> dict[str, int]:
-    """Run every run of the grid not yet stored as done; returns counts {done, failed, skipped}.
+    """Run every run of the grid not yet stored as done.
 
-    ``workers`` > 1 uses a local process pool (spawned processes); ``scheduler`` (an address
-    such as ``tcp://host:8786``, or a ``distributed.Client``) sends runs to a dask cluster.
+    Parameters
+    ----------
+    experiment
+        A validated configuration (:func:`fieldcurve.validation.config.load_config`).
+    store_path
+        The results store (:class:`~fieldcurve.validation.store.ResultsStore`); created if
+        missing, refused (untouched) if it is not a fieldcurve store.
+    workers
+        1 (default) trains in this process; 2 ... :data:`MAX_WORKERS` uses that many spawned
+        worker processes, which exit as soon as this process ends (however it ends, SIGKILL
+        included).
+    scheduler
+        A dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``.
+    progress
+        Show a progress bar on stderr.
+    wait
+        When another sweep on the same store holds claims on runs of this grid, wait for them
+        (and take over those whose claims go stale) so that the store is complete on return.
+
+    Returns
+    -------
+    dict
+        Run counts: ``done`` and ``failed`` (trained here), ``skipped`` (already stored as done),
+        ``elsewhere`` (finished meanwhile by another sweep on the store) and ``busy`` (still
+        claimed by another sweep on return; only with ``wait=False``).
+
+    Raises
+    ------
+    ValueError
+        For a bad ``workers``, a store that is not a fieldcurve store or belongs to another
+        configuration, or a missing extra (JAX: ``pip install "fieldcurve[validation]"``) —
+        before any run is attempted.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    with ResultsStore(store_path) as store:
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be an integer from 1 to {MAX_WORKERS} (MAX_WORKERS), got {workers!r}")
+    _require_extras(scheduler)
+    runs = experiment.runs()
+    with ResultsStore(store_path, write=True) as store:
         store.set_config(experiment.config)
         finished = store.done_keys()
-        todo = [r for r in experiment.runs() if r.key not in finished]
-        counts = {"done": 0, "failed": 0, "skipped": len(experiment.runs()) - len(todo)}
+        todo = [r for r in runs if r.key not in finished]
+        counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "elsewhere": 0, "busy": 0}
         bar = tqdm(total=len(todo), desc=experiment.name, unit="run", disable=not progress)
 
         def record(outcome: tuple) -> None:
@@ -257,35 +318,244 @@ def run_sweep(
             counts[status] += 1
             bar.update(1)
 
-        if not todo:
-            pass
-        elif scheduler is not None:
-            _run_dask(todo, scheduler, record)
-        elif workers == 1:
-            for run in todo:
-                record(_guarded(run))
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_guarded, run) for run in todo]
-                for fut in as_completed(futures):
-                    record(fut.result())
-        bar.close()
+        def elsewhere(run: Run) -> None:
+            counts["elsewhere"] += 1
+            bar.update(1)
+
+        try:
+            if todo:
+                with _Heartbeat(store_path, store.claimant):
+                    pool = _executor(workers, scheduler)
+                    try:
+                        counts["busy"] = _drive(todo, store, pool, record, elsewhere, wait)
+                    finally:
+                        pool.close()
+        finally:
+            store.release()
+            bar.close()
     return counts
 
 
-def _run_dask(todo: list[Run], scheduler: Any, record: Any) -> None:
+def _drive(todo: list[Run], store: ResultsStore, pool: Any, record: Any, elsewhere: Any, wait: bool) -> int:
+    """Claim and submit runs up to the pool's capacity, record results as they come; runs another
+    sweep holds are revisited until they are stored or their claim goes stale. Returns the
+    number of runs left to other sweeps (only when ``wait`` is False)."""
+    queue, waiting = deque(todo), []
+    in_flight = 0
+    while True:
+        while in_flight < pool.capacity and queue:
+            run = queue.popleft()
+            state = store.claim(run.key)
+            if state == "claimed":
+                pool.submit(run)
+                in_flight += 1
+            elif state == "done":
+                elsewhere(run)
+            else:
+                waiting.append(run)
+        if in_flight:
+            for outcome in pool.wait(_POLL_SECONDS):
+                in_flight -= 1
+                record(outcome)
+            continue
+        if not waiting or not wait:
+            return len(waiting)
+        time.sleep(_POLL_SECONDS)
+        still = []
+        for run in waiting:
+            state = store.state(run.key)
+            if state == "busy":
+                still.append(run)
+            elif state == "free":  # released or stale: train it here
+                queue.append(run)
+            else:  # stored meanwhile by the other sweep (done or failed)
+                elsewhere(run)
+        waiting = still
+
+
+class _Heartbeat:
+    """Refresh a claimant's claims every ``CLAIM_HEARTBEAT_SECONDS`` from a thread (with its
+    own connection), so that long runs keep their claims."""
+
+    def __init__(self, store_path: str | Path, claimant: str) -> None:
+        self._path, self._claimant = store_path, claimant
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="fieldcurve-claims", daemon=True)
+
+    def _beat(self) -> None:
+        store = ResultsStore(self._path, write=True)
+        try:
+            while not self._stop.wait(CLAIM_HEARTBEAT_SECONDS):
+                try:
+                    store.heartbeat(self._claimant)
+                except ValueError:  # store busy beyond the timeout: try again at the next beat
+                    continue
+        finally:
+            store.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _executor(workers: int, scheduler: Any) -> Any:
+    if scheduler is not None:
+        return _DaskPool(scheduler)
+    if workers == 1:
+        return _InlinePool()
+    return _ProcessPool(workers)
+
+
+class _InlinePool:
+    """Runs in this process, one at a time."""
+
+    capacity = 1
+
+    def __init__(self) -> None:
+        self._done: list[tuple] = []
+
+    def submit(self, run: Run) -> None:
+        self._done.append(_guarded(run))
+
+    def wait(self, timeout: float) -> list[tuple]:
+        out, self._done = self._done, []
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_main(conn: Any, lifeline: Any) -> None:
+    """A worker process: train the runs the parent sends until it sends None or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    threading.Thread(target=_exit_with_parent, args=(lifeline,), daemon=True).start()
+    while True:
+        try:
+            run = conn.recv()
+        except (EOFError, OSError):
+            return
+        if run is None:
+            return
+        conn.send(_guarded(run))
+
+
+def _exit_with_parent(lifeline: Any) -> None:
+    """Block on the lifeline pipe, whose only writer is the parent: it reads end-of-file when the
+    parent exits, however it exits (SIGKILL included); then end this worker at once."""
     try:
-        from distributed import Client
-        from distributed import as_completed as dask_completed
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ValueError("--scheduler needs dask.distributed: pip install 'fieldcurve[distributed]'") from exc
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
-    try:
-        futures = client.map(_guarded, todo, pure=False)
-        for fut in dask_completed(futures):
-            record(fut.result())
-    finally:
-        if own:
-            client.close()
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(_ORPHAN_EXIT)
+
+
+class _ProcessPool:
+    """Spawned worker processes, one run each at a time, tied to this process by a lifeline pipe
+    (see :func:`_exit_with_parent`). A worker that dies records its run as failed and is
+    replaced. No multiprocessing queues or locks: nothing for the resource tracker to keep."""
+
+    def __init__(self, workers: int) -> None:
+        self.capacity = workers
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lifeline_r, self._lifeline_w = self._ctx.Pipe(duplex=False)
+        self._idle: list[tuple[Any, Any]] = []
+        self._busy: dict[Any, tuple[Any, Run]] = {}  # conn -> (process, run)
+
+    def _start(self) -> tuple[Any, Any]:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self._lifeline_r), name="fieldcurve-worker", daemon=True
+        )
+        proc.start()
+        child.close()
+        return proc, parent
+
+    def submit(self, run: Run) -> None:
+        proc, conn = self._idle.pop() if self._idle else self._start()
+        conn.send(run)
+        self._busy[conn] = (proc, run)
+
+    def wait(self, timeout: float) -> list[tuple]:
+        watch = list(self._busy) + [proc.sentinel for proc, _ in self._busy.values()]
+        ready = set(multiprocessing.connection.wait(watch, timeout))
+        out = []
+        for conn, (proc, run) in list(self._busy.items()):
+            if conn not in ready and proc.sentinel not in ready:
+                continue
+            try:
+                outcome = conn.recv() if conn.poll() else None
+            except (EOFError, OSError):
+                outcome = None
+            del self._busy[conn]
+            if outcome is None:  # the worker died in the middle of the run
+                proc.join(5)
+                conn.close()
+                out.append((run, "failed", None, f"worker process died (exit code {proc.exitcode})", 0.0))
+            else:
+                self._idle.append((proc, conn))
+                out.append(outcome)
+        return out
+
+    def close(self) -> None:
+        workers = self._idle + [(proc, conn) for conn, (proc, _) in self._busy.items()]
+        for _, conn in self._idle:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for proc, _ in self._busy.values():
+            proc.terminate()  # interrupted mid-run (an exception or Ctrl-C in the parent)
+        self._lifeline_w.close()
+        for proc, conn in workers:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            conn.close()
+        self._lifeline_r.close()
+        self._idle, self._busy = [], {}
+
+
+class _DaskPool:
+    """Runs on a dask cluster (a scheduler address or a ``distributed.Client``)."""
+
+    def __init__(self, scheduler: Any) -> None:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise ValueError(
+                '--scheduler needs dask.distributed: pip install "fieldcurve[distributed]"'
+            ) from exc
+        self._own = not isinstance(scheduler, Client)
+        self._client = Client(scheduler) if self._own else scheduler
+        self.capacity = max(1, sum(self._client.nthreads().values()))
+        self._futures: dict[Any, Run] = {}
+
+    def submit(self, run: Run) -> None:
+        self._futures[self._client.submit(_guarded, run, pure=False)] = run
+
+    def wait(self, timeout: float) -> list[tuple]:
+        from distributed import wait as dask_wait
+
+        try:
+            done = dask_wait(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            return []
+        out = []
+        for fut in done:
+            run = self._futures.pop(fut)
+            try:
+                out.append(fut.result())
+            except Exception as exc:  # the worker was lost: the run failed, the sweep goes on
+                out.append((run, "failed", None, f"{type(exc).__name__}: {exc}", 0.0))
+        return out
+
+    def close(self) -> None:
+        for fut in self._futures:
+            fut.cancel()
+        if self._own:
+            self._client.close()
