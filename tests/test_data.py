@@ -109,3 +109,120 @@ def test_gradient_descent_on_data_theory_vs_measurement():
     assert np.all((rel < 0.15) | (z < 3)), (rel, z)
     plain = dataset_learning_curve(dataset_spectrum(ntk, data), P)
     assert np.all(curve.test_error > plain.test_error)
+
+
+# ----------------------------------------------------------------------------- loaders, issue 13
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_headerless_csv_keeps_its_first_row_even_with_an_empty_cell(tmp_path):
+    """A first row with an empty cell is data, not a header: it is read (and refused with its line
+    and column, like any missing value) instead of silently dropped (M = 49 of 50 before)."""
+    rng = np.random.default_rng(0)
+    arr = rng.standard_normal((50, 4))
+    lines = [",".join(f"{v:.6f}" for v in row) for row in arr]
+    np.savetxt(tmp_path / "full.csv", arr, delimiter=",")
+    assert load_dataset(tmp_path / "full.csv", 3).size == 50
+    gap = _write(tmp_path / "gap.csv", "\n".join(["," + lines[0].split(",", 1)[1], *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match="line 1, column 1: an empty cell"):
+        load_dataset(gap, 3)
+    mid = _write(tmp_path / "mid.csv", "\n".join([*lines[:4], "1,,2,3", *lines[4:]]) + "\n")
+    with pytest.raises(ValueError, match="line 5, column 2: an empty cell"):
+        load_dataset(mid, 3)
+    ragged = _write(tmp_path / "ragged.csv", "1,2,3\n4,5\n")
+    with pytest.raises(ValueError, match="line 2 has 2 values"):
+        load_dataset(ragged, 0)
+
+
+def test_header_detection(tmp_path):
+    d = load_dataset(_write(tmp_path / "h.csv", "\n\nx1,x2,label\n1,2,3\n4,5,6\n"), "label")
+    np.testing.assert_array_equal(d.X, [[1, 2], [4, 5]])
+    np.testing.assert_array_equal(d.y, [3, 6])
+    d = load_dataset(_write(tmp_path / "q.csv", '"a","b"\n1,2\n3,4\n5,6\n'), "b")
+    assert d.size == 3
+    d = load_dataset(_write(tmp_path / "n.csv", "1,2\n3,4\n5,6\n"), 1)  # numbers: no header
+    assert d.size == 3
+    with pytest.raises(ValueError, match="header has 3 names, the rows 2 values"):
+        load_dataset(_write(tmp_path / "w.csv", "a,b,c\n1,2\n3,4\n"), "a")
+
+
+def test_header_only_and_empty_csv_are_clear_errors(tmp_path, capsys):
+    header_only = _write(tmp_path / "header_only.csv", "a,b,label\n")
+    with pytest.raises(ValueError, match="a header but no data rows"):
+        load_dataset(header_only, "label")
+    with pytest.raises(ValueError, match="is empty"):
+        load_dataset(_write(tmp_path / "empty.csv", "\n\n"), 0)
+    from fieldcurve.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--data", str(header_only), "--labels", "label"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "no data rows" in err and "Traceback" not in err, err
+
+
+def test_complex_and_non_numeric_npy_are_refused(tmp_path):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((10, 3))
+    np.save(tmp_path / "c.npy", a + 1j * a)
+    with pytest.raises(ValueError, match="complex"):
+        load_dataset(tmp_path / "c.npy", 0)
+    np.save(tmp_path / "x.npy", a)
+    np.save(tmp_path / "cy.npy", a[:, 0] + 1j)
+    with pytest.raises(ValueError, match="complex"):
+        load_dataset(tmp_path / "x.npy", tmp_path / "cy.npy")
+    np.save(tmp_path / "s.npy", np.array([["1.5", "2"], ["3", "4"]]))
+    with pytest.raises(ValueError, match="numeric"):
+        load_dataset(tmp_path / "s.npy", 0)
+    with pytest.raises(ValueError, match="complex"):
+        Dataset(X=a + 0j, y=np.ones(10))
+    with pytest.raises(ValueError, match="complex"):
+        to_sphere(a * 1j)
+    (tmp_path / "t.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:150])
+    with pytest.raises(ValueError, match=r"t\.npy"):
+        load_dataset(tmp_path / "t.npy", 0)
+    np.save(tmp_path / "i.npy", np.arange(12).reshape(6, 2))  # integers are fine
+    assert load_dataset(tmp_path / "i.npy", 1).X.dtype == np.float64
+
+
+def test_size_limits_are_checked_before_reading(tmp_path, monkeypatch):
+    """A data set above MAX_ROWS is refused from the .npy header or a line count, before its
+    values are parsed (a 1e6-row CSV raised MemoryError downstream: a 7.28 TiB kernel matrix)."""
+    import fieldcurve.data as data_mod
+
+    rows = data_mod.MAX_ROWS + 1
+    np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float64, shape=(rows, 2)).flush()
+    calls = []
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match="MAX_ROWS"):
+        load_dataset(tmp_path / "big.npy", 0)
+    assert calls == []
+    (tmp_path / "big.csv").write_text("1,2\n" * rows)
+    monkeypatch.setattr(np, "loadtxt", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match="MAX_ROWS"):
+        load_dataset(tmp_path / "big.csv", 0)
+    assert calls == []
+    np.lib.format.open_memmap(
+        tmp_path / "wide.npy", mode="w+", dtype=np.float64, shape=(2, 10**5 + 1)
+    ).flush()
+    with pytest.raises(ValueError, match="MAX_COLUMNS"):
+        load_dataset(tmp_path / "wide.npy", 0)
+    monkeypatch.setattr(data_mod, "MAX_CSV_BYTES", 10)
+    with pytest.raises(ValueError, match="MAX_CSV_BYTES"):
+        load_dataset(_write(tmp_path / "s.csv", "1,2\n3,4\n5,6\n"), 0)
+    with pytest.raises(ValueError, match="MAX_ROWS"):
+        Dataset(X=np.zeros((rows, 1)), y=np.zeros(rows))
+
+
+def test_one_hot_normalisation_is_stated():
+    """Errors on one-hot labels are summed over the outputs (not divided by C): the zero predictor
+    scores the label power, 0.9 for the centred 10-class digits labels."""
+    pytest.importorskip("sklearn")
+    data = load_digits()
+    assert data.label_power == pytest.approx(0.9, rel=1e-12)
+    assert "one-hot" in data.encoding and "centred" in data.encoding
+    assert load_digits(one_hot=False).encoding == "digit value 0-9"
+    spec = dataset_spectrum(fc.ntk_kernel(fc.MLP(1)), data)
+    assert spec.meta["label_power"] == pytest.approx(data.label_power)
+    assert dataset_learning_curve(spec, [1]).test_error[0] == pytest.approx(0.9, rel=0.2)
