@@ -90,5 +90,5 @@ def test_cli_default_run_and_bad_input(tmp_path):
         check=False,
     )
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 1 and "d must be >= 2" in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "--d must be between 2 and" in bad.stderr
     assert "Traceback" not in bad.stderr

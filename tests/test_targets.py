@@ -405,3 +405,51 @@ def test_from_polynomial_exact_powers():
         Target.from_polynomial("__import__('os')", 3)
     with pytest.raises(ValueError, match="unknown"):
         Target.from_polynomial(sympy.Symbol("y") ** 2, 3)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("9**9**9**9", "exponent 387420489 exceeds the limit"),
+        ("x1**100000", "exponent 100000 exceeds the limit"),
+        ("(x1+x2+x3+x4)**60", "exponent 60 exceeds the limit"),
+        ("(x1+x2+x3+x4)**12 * (x1+x2)**10", "total degree 22 exceeds the limit 20"),
+        ("(x1+x2+x3+x4+x5+x6)**8", "more than 1000 terms"),
+        ("x1/x2", "division only by a number"),
+        ("x1**-1", "non-negative integers"),
+        ("x1**0.5", "non-negative integers"),
+        ("x1.__x__", "unexpected character"),
+        ("((((", "unexpected end"),
+        ("(" * 60 + "x1" + ")" * 60, "nested"),
+        ("x1 x2", "unexpected"),
+        ("x7", "unknown symbol 'x7'"),
+        ("x0", "unknown symbol 'x0'"),
+        ("((2**20)**20)**20*x1", "exceed 2048 bits"),
+        ("", "empty"),
+    ],
+)
+def test_from_polynomial_refuses_before_expanding(text, words):
+    """Issue 13: the safe parser (no eval, no sympify) refuses non-polynomials and inputs beyond
+    the limits of fieldcurve._limits while parsing, naming the problem."""
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace("*", r"\*")):
+        Target.from_polynomial(text, 6)
+
+
+def test_from_polynomial_string_and_sympy_agree_and_zero_polynomial():
+    import sympy
+
+    x1, x2, x3 = sympy.symbols("x1 x2 x3")
+    a = Target.from_polynomial("(x1 - 2*x2)^3/4 + 1.5*x3 - 2", 5)
+    b = Target.from_polynomial((x1 - 2 * x2) ** 3 / 4 + sympy.Rational(3, 2) * x3 - 2, 5)
+    assert a.meta["exact_powers"] == b.meta["exact_powers"]
+    # Parseval: the powers add up to E[f^2] = 4 + 9/4 E[x3^2] + E[(x1 - 2 x2)^6]/16 (the cross
+    # terms are odd); on the sqrt(5)-sphere E[x^2] = 1, E[x1^6] = 125/21, E[x1^2 x2^4] = 25/21, so
+    # E[(x1 - 2 x2)^6] = (1 + 64) 125/21 + (15*4 + 15*16) 25/21 = 15625/21
+    total = 4 + sympy.Rational(9, 4) + sympy.Rational(15625, 21 * 16)
+    assert sum(a.meta["exact_powers"].values()) == total
+    with pytest.raises(ValueError, match="exponents must be non-negative"):
+        Target.from_polynomial(x1 ** sympy.Rational(1, 2), 3)
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        Target.from_polynomial((x1 + x2) ** 60, 3)
+    zero = Target.from_polynomial("0", 3)
+    assert zero.total_power == 0 and zero.name == "polynomial 0"

@@ -1,6 +1,11 @@
-"""Command-line interface: ``fieldcurve spectrum`` (and more as the project grows).
+"""Command-line interface: ``fieldcurve predict``, ``spectrum``, ``finite-width``, ``tune``,
+``figure``, ``validate`` and ``report``.
 
-Every bad input ends with one line on stderr and exit status 2, never a traceback.
+Error contract: options are parsed and checked against the limits of :mod:`fieldcurve._limits`
+before any work; bad input (a click usage error, or a ``ValueError`` from this parsing layer or
+from the library's input validation, or an ``OSError`` reading or writing a named file) ends with
+one line ``error: ...`` on stderr and exit status 2. Every other exception is a bug and shows its
+traceback. JSON output is strict (no ``NaN``/``Infinity``): a non-finite result is refused.
 """
 
 from __future__ import annotations
@@ -18,11 +23,75 @@ from typing import Any
 import click
 import numpy as np
 
+from fieldcurve import _limits as lim
 from fieldcurve import activations as act_mod
 from fieldcurve.kernels import MLP, nngp_kernel, ntk_kernel
 from fieldcurve.spectrum import spectrum as compute_spectrum
 
 _PARAM_ACT = re.compile(r"^\s*([a-z_]+)\s*\(\s*([^)]*)\)\s*$")
+_DEFAULT_P = "10:10000:25"
+
+
+# ----------------------------------------------------------------------------- checks (usage errors)
+def _int_in(value: int | None, name: str, lo: int, hi: int) -> None:
+    """Refuse an integer option outside [lo, hi], naming the option and the limit."""
+    if value is not None and not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi:,} (limit), got {value}")
+
+
+def _real_in(value: float | None, name: str, *, positive: bool = False) -> None:
+    """Refuse a non-finite, negative (or, with ``positive``, zero) or too large real option."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value:g}")
+    if value > lim.MAX_MAGNITUDE:
+        raise ValueError(f"{name} must be at most {lim.MAX_MAGNITUDE:g} (limit), got {value:g}")
+
+
+def _check_network(depth: int, weight_var: float | None, bias_var: float | None) -> None:
+    _int_in(depth, "--depth", 0, lim.MAX_DEPTH)
+    _real_in(weight_var, "--weight-var", positive=True)
+    _real_in(bias_var, "--bias-var")
+
+
+def _check_seed(seed: int) -> None:
+    _int_in(seed, "--seed", 0, lim.MAX_SEED)
+
+
+def _progress(as_json: bool) -> bool:
+    """Progress bars only for a person: not with --json and only when stderr is a terminal."""
+    return not as_json and sys.stderr.isatty()
+
+
+def _split_list(text: str, name: str) -> list[str]:
+    items = [x.strip() for x in text.split(",")]
+    if not text.strip() or any(not x for x in items):
+        raise ValueError(f"{name} expects a non-empty comma list without empty items, got {text!r}")
+    if len(items) > lim.MAX_LIST:
+        raise ValueError(f"{name} has {len(items)} items; the limit is {lim.MAX_LIST}")
+    return items
+
+
+def _finite_or_refuse(values: dict[str, Any], what: str) -> None:
+    """Refuse (one line, exit 2) a result that is not finite rather than print inf or NaN."""
+    for key, v in values.items():
+        arr = np.asarray(v, dtype=float)
+        if arr.size and not np.all(np.isfinite(arr)):
+            raise ValueError(
+                f"the {what} is not finite ({key}: overflow in double precision); use smaller"
+                " powers, noise, ridge or variances"
+            )
+
+
+def _dumps(obj: Any) -> str:
+    """Strict JSON: NaN and infinities are refused (``ValueError`` naming them), never emitted."""
+    try:
+        return json.dumps(obj, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"the result is not finite and cannot be written as JSON ({exc})") from None
 
 
 @contextlib.contextmanager
@@ -62,12 +131,24 @@ def parse_activation(text: str) -> act_mod.Activation:
         values = [float(a) for a in args]
     except ValueError as exc:
         raise ValueError(f"activation parameters must be numbers: {text!r}") from exc
+    if not all(math.isfinite(v) and abs(v) <= lim.MAX_MAGNITUDE for v in values):
+        raise ValueError(
+            f"activation parameters must be finite and at most {lim.MAX_MAGNITUDE:g} in size: {text!r}"
+        )
     if name == "abrelu" and len(values) == 2:
+        if values[0] == 0 and values[1] == 0:
+            raise ValueError("--activation abrelu(a, b) with a = b = 0 is the zero function")
         return act_mod.abrelu(*values)
     if name == "leaky_relu" and len(values) == 1:
         return act_mod.leaky_relu(values[0])
     if name == "monomial" and len(values) == 1 and values[0].is_integer():
-        return act_mod.monomial(int(values[0]))
+        k = int(values[0])
+        if not 1 <= k <= lim.MAX_MONOMIAL_ORDER:
+            raise ValueError(
+                f"--activation monomial(k) needs 1 <= k <= {lim.MAX_MONOMIAL_ORDER} (limit; k = 0 is"
+                f" a constant that ignores the input), got {text!r}"
+            )
+        return act_mod.monomial(k)
     raise ValueError(
         f"unknown parameterised activation {text!r}; use abrelu(a, b), leaky_relu(alpha) or monomial(k)"
     )
@@ -139,6 +220,12 @@ def spectrum_cmd(
     Prints degree l, eigenvalue lambda_l, multiplicity N(d,l), N*lambda and the cumulative
     fraction of the trace k(1) = sum_l N(d,l) lambda_l.
     """
+    _check_network(depth, weight_var, bias_var)
+    _int_in(dim, "--d", 2, lim.MAX_DIMENSION)
+    _int_in(lmax, "--lmax", 0, lim.MAX_LMAX)
+    _int_in(width, "--width", 1, lim.MAX_WIDTH)
+    if not (math.isfinite(rtol) and 0 < rtol < 1):
+        raise ValueError(f"--rtol must lie in (0, 1), got {rtol}")
     mlp = MLP(
         depth,
         parse_activation(activation),
@@ -150,8 +237,9 @@ def spectrum_cmd(
     kernel = ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)
     with working("spectrum", not as_json):
         spec = compute_spectrum(kernel, dim, lmax, method=method, rtol=rtol)
+    _finite_or_refuse({"k(1)": spec.kernel_at_one, "tail mass": spec.tail_mass}, "spectrum")
     if as_json:
-        click.echo(json.dumps(spectrum_json(spec), indent=1))
+        click.echo(_dumps(spectrum_json(spec)))
     else:
         click.echo(format_spectrum_table(spec))
     if plot_path:
@@ -172,27 +260,79 @@ def parse_powers(text: str) -> dict[int, float]:
             raise ValueError(f"--powers expects degree:power pairs like 1:1.0,2:0.5, got {item!r}")
         deg, power = item.split(":", 1)
         try:
-            out[int(deg)] = float(power)
+            l, v = int(deg), float(power)
         except ValueError as exc:
             raise ValueError(f"--powers: cannot read {item!r} as degree:power") from exc
+        if not 0 <= l <= lim.MAX_TARGET_DEGREE:
+            raise ValueError(
+                f"--powers: degrees must be between 0 and {lim.MAX_TARGET_DEGREE} (limit), got {l}"
+            )
+        if l in out:
+            raise ValueError(f"--powers: degree {l} is given twice")
+        _real_in(v, f"--powers: the power of degree {l}")
+        out[l] = v
     if not out:
         raise ValueError("--powers is empty")
+    if math.fsum(out.values()) > lim.MAX_MAGNITUDE:
+        raise ValueError(f"--powers: the total power must be at most {lim.MAX_MAGNITUDE:g} (limit)")
     return out
 
 
 def parse_p_grid(text: str) -> np.ndarray:
-    """``"10:10000:30"`` (log-spaced, rounded to integers) or ``"10,100,1000"``."""
+    """``"10:10000:30"`` (log-spaced from lo to hi, rounded to integers) or ``"10,100,1000"``
+    (increasing), within 1 <= P <= ``MAX_P`` and at most ``MAX_P_POINTS`` points."""
     try:
         if ":" in text:
-            lo, hi, n = text.split(":")
-            grid = np.unique(np.round(np.geomspace(float(lo), float(hi), int(n))))
+            lo_t, hi_t, n_t = text.split(":")
+            lo, hi, n = float(lo_t), float(hi_t), int(n_t)
+            values = [lo, hi]
         else:
-            grid = np.array([float(v) for v in text.split(",") if v.strip()])
+            values = [float(v) for v in text.split(",") if v.strip()]
+            n = len(values)
     except ValueError as exc:
         raise ValueError(f"--P expects lo:hi:count or a comma list, got {text!r}") from exc
-    if grid.size == 0 or np.any(grid <= 0) or np.any(grid != np.round(grid)):
+    if not 1 <= n <= lim.MAX_P_POINTS:
+        raise ValueError(f"--P must have between 1 and {lim.MAX_P_POINTS} points (limit), got {n}")
+    if any(not (v >= 1 and v == round(v)) for v in values):
         raise ValueError(f"--P must contain positive integers, got {text!r}")
+    if max(values) > lim.MAX_P:
+        raise ValueError(f"--P must stay at or below {lim.MAX_P:.0e} (limit), got {max(values):g}")
+    if ":" in text:
+        if hi < lo or (hi == lo and n > 1):
+            raise ValueError(f"--P lo:hi:count needs lo < hi (or count 1), got {text!r}")
+        return np.unique(np.round(np.geomspace(lo, hi, n)))
+    grid = np.array(values)
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError(f"--P: a comma list must be increasing, got {text!r}")
     return grid
+
+
+def _polynomial_target(text: str, dim: int, noise: float) -> Any:
+    """``Target.from_polynomial`` on the option's text (the safe, bounded parser; never eval)."""
+    from fieldcurve.targets import Target
+
+    try:
+        return Target.from_polynomial(text, dim, noise=noise)
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError("--" + msg if msg.startswith("polynomial") else msg) from None
+
+
+def _check_empirical(P: np.ndarray, trials: int, dim: int | None) -> None:
+    """Refuse an --empirical run whose work or memory exceeds the limits (estimated first)."""
+    if not len(P):
+        raise ValueError(f"--empirical covers P <= {lim.MAX_EMPIRICAL_P}; the grid has no such P")
+    flops = lim.empirical_flops(tuple(P), trials)
+    if flops > lim.MAX_EMPIRICAL_FLOPS:
+        raise ValueError(
+            f"--empirical {trials} on this grid needs about {flops:.1e} floating-point operations;"
+            f" the limit is {lim.MAX_EMPIRICAL_FLOPS:.0e} (fewer trials or smaller P)"
+        )
+    if dim is not None and float(P.max()) * dim > lim.MAX_EMPIRICAL_ENTRIES:
+        raise ValueError(
+            f"--empirical: a training set of P = {int(P.max())} points in d = {dim} has"
+            f" {float(P.max()) * dim:.1e} entries; the limit is {lim.MAX_EMPIRICAL_ENTRIES:.0e}"
+        )
 
 
 @cli.command("predict")
@@ -245,9 +385,10 @@ def parse_p_grid(text: str) -> np.ndarray:
 @click.option(
     "--P",
     "p_grid",
-    default="10:10000:25",
+    default=_DEFAULT_P,
     show_default=True,
-    help="Sample sizes: lo:hi:count (log grid) or a comma list.",
+    help="Sample sizes: lo:hi:count (log grid, lo < hi) or an increasing comma list; 1 <= P <= 1e8,"
+    " at most 1000 points. On data sets P < M, default 12 points from 10 to M/2.",
 )
 @click.option(
     "--lmax",
@@ -344,6 +485,19 @@ def predict_cmd(
     from fieldcurve.targets import Target
     from fieldcurve.theory import network_learning_curve
 
+    _check_network(depth, weight_var, bias_var)
+    _int_in(dim, "--d", 2, lim.MAX_DIMENSION)
+    _real_in(noise, "--noise")
+    _real_in(ridge, "--ridge")
+    _int_in(lmax, "--lmax", 0, lim.MAX_LMAX)
+    _check_seed(seed)
+    if trials == 1 or not 0 <= trials <= lim.MAX_TRIALS:
+        raise ValueError(
+            f"--empirical must be 0 (none) or between 2 and {lim.MAX_TRIALS:,} trials, got {trials}"
+        )
+    _int_in(fw_width, "--width", 1, lim.MAX_WIDTH)
+    _int_in(fw_trials, "--fw-trials", 1, lim.MAX_FW_TRIALS)
+    _int_in(fw_pmax, "--fw-pmax", 1, lim.MAX_EMPIRICAL_P)
     mlp = MLP(depth, parse_activation(activation), weight_var, bias_var)
     if fw_width is not None and (regime != "bayes" or dataset or data_path):
         raise ValueError(
@@ -369,20 +523,24 @@ def predict_cmd(
             spectrum_plot,
         )
         return
-    if polynomial:
-        if not re.fullmatch(r"[\sx_0-9+\-*/().]+", polynomial):
-            raise ValueError("--polynomial may contain only x1..xd, numbers and + - * / ** ( )")
-        target = Target.from_polynomial(polynomial, dim, noise=noise)
+    if polynomial is not None:
+        target = _polynomial_target(polynomial, dim, noise)
     else:
         target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
     P = parse_p_grid(p_grid)
+    top_degree = max(target.powers, default=0)
     if regime == "bayes":
         kernel, ridge_used = nngp_kernel(mlp), target.noise
     else:
         kernel = ntk_kernel(mlp) if (kind == "ntk" or regime == "gd") else nngp_kernel(mlp)
         ridge_used = ridge if regime == "kernel" else 0.0
     if lmax is None:
-        lmax = max(40, max(target.powers) + 10)
+        lmax = max(40, top_degree + 10)
+    elif lmax < top_degree:
+        raise ValueError(f"--lmax {lmax} is below the target's highest degree {top_degree}")
+    emp_P = P[P <= lim.MAX_EMPIRICAL_P]
+    if trials:
+        _check_empirical(emp_P, trials, dim)
     with working("theory (spectra and learning curve)", not as_json):
         curve = network_learning_curve(
             mlp, target, P, d=dim, regime=regime, lmax=lmax, ridge=ridge_used, kind=kind
@@ -392,7 +550,6 @@ def predict_cmd(
     if trials:
         from fieldcurve.empirical import empirical_learning_curve
 
-        emp_P = P[P <= 4000]
         emp = empirical_learning_curve(
             kernel,
             target,
@@ -403,7 +560,7 @@ def predict_cmd(
             seed=seed,
             spectrum_for_degrees=spec,
             init_kernel=nngp_kernel(mlp) if regime == "gd" else None,
-            progress=not as_json,
+            progress=_progress(as_json),
         )
     fw = None
     if fw_width is not None:
@@ -421,7 +578,7 @@ def predict_cmd(
             seed=seed,
             trials=fw_trials,
             lmax=lmax,
-            progress=not as_json,
+            progress=_progress(as_json),
         )
     _emit(
         curve,
@@ -459,14 +616,11 @@ def _predict_on_data(
     spectrum_plot: str | None,
 ) -> None:
     """Learning curve on a real data set (empirical-measure theory, held-out error)."""
-    from fieldcurve.data import load_dataset, load_digits
     from fieldcurve.theory import dataset_learning_curve, dataset_spectrum
 
-    if dataset and data_path:
-        raise ValueError("give either --dataset or --data, not both")
-    data = load_digits() if dataset == "digits" else load_dataset(data_path, labels)
     if spectrum_plot:
         raise ValueError("--spectrum-plot shows degrees on the sphere; it does not apply to --data/--dataset")
+    data = _load_data(dataset, data_path, labels)
     init_kernel = nngp_kernel(mlp) if regime == "gd" else None
     if regime == "bayes":
         kernel, ridge_used = nngp_kernel(mlp), noise
@@ -474,9 +628,25 @@ def _predict_on_data(
         kernel, ridge_used = ntk_kernel(mlp), 0.0
     else:
         kernel, ridge_used = (ntk_kernel(mlp) if kind == "ntk" else nngp_kernel(mlp)), ridge
-    P = parse_p_grid(p_grid if p_grid != "10:10000:25" else f"10:{data.size // 2}:12")
-    if P.max() >= data.size:
-        raise ValueError(f"--P must stay below the data set size M = {data.size}")
+    M = data.size
+    default_grid = p_grid == _DEFAULT_P
+    if default_grid:
+        if M < 21:
+            raise ValueError(
+                f"the data set has M = {M} rows; the default --P grid needs at least 21 (give --P)"
+            )
+        P = parse_p_grid(f"10:{M // 2}:12")
+        grid_note = f"--P default for data: 12 points from 10 to M/2 = {M // 2} (held-out half)"
+    else:
+        P = parse_p_grid(p_grid)
+        grid_note = None
+    if P.max() >= M:
+        raise ValueError(
+            f"--P: the largest P ({int(P.max())}) must be below the number of rows M = {M} (the error"
+            f" is measured on the rows not used for training); the largest allowed is {M - 1}"
+        )
+    if trials:
+        _check_empirical(P, trials, None)
     with working(f"kernel and eigendecomposition of {data.name} (M = {data.size})", not as_json):
         spec = dataset_spectrum(kernel, data, init_kernel=init_kernel)
     curve = dataset_learning_curve(spec, P, ridge=ridge_used)
@@ -492,21 +662,75 @@ def _predict_on_data(
             trials=trials,
             seed=seed,
             init_kernel=init_kernel,
-            progress=not as_json,
+            progress=_progress(as_json),
         )
     from fieldcurve.targets import Target
 
+    outputs = data.Y.shape[1]
+    label_power = float(np.mean(np.sum(data.Y**2, axis=1)))
+    error = (
+        "held-out mean squared error on the labels (absolute, not relative"
+        + (f"; summed over the {outputs} outputs" if outputs > 1 else "")
+        + f"; mean label power {label_power:.4g}), on the rows not used for training"
+    )
+    extra = {"kernel": spec.name, "data": data.name, "M": M, "regime": regime, "error_definition": error}
+    if grid_note:
+        extra["P_grid"] = grid_note
     _emit(
         curve,
         emp,
         f"{spec.name} ({regime} regime)",
-        Target(powers={}, name=f"labels of {data.name} (held-out error)"),
-        {"kernel": spec.name, "data": data.name, "M": data.size, "regime": regime},
+        Target(powers={}, name=f"labels of {data.name}"),
+        extra,
         as_json,
         csv_path,
         plot_path,
         spec.name,
+        on_data=True,
     )
+
+
+def _load_data(dataset: str | None, data_path: str | None, labels: str | None) -> Any:
+    """The bundled digits or the user's file, refused beyond ``MAX_DATA_ROWS`` rows (the M x M
+    Gram matrices and their eigendecomposition)."""
+    from fieldcurve.data import load_dataset, load_digits
+
+    if dataset and data_path:
+        raise ValueError("give either --dataset or --data, not both")
+    if dataset == "digits":
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                '--dataset digits needs scikit-learn: pip install "fieldcurve[validation]" (or scikit-learn)'
+            ) from None
+        data = load_digits()
+    else:
+        data = load_dataset(data_path, labels)
+    if data.size > lim.MAX_DATA_ROWS:
+        raise ValueError(
+            f"the data set has M = {data.size:,} rows; the limit is {lim.MAX_DATA_ROWS:,} (its M x M"
+            " Gram matrices and their eigendecomposition); use a subset"
+        )
+    return data
+
+
+def _shown_degrees(curve: Any) -> list[int]:
+    """Degree 0 and the degrees with target power (within lmax): the table's E_l columns."""
+    degs = curve.meta.get("target_degrees", [])
+    return sorted({0, *degs} & set(range(len(curve.eigenvalues))))
+
+
+def _per_degree_and_rest(curve: Any, on_data: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """E_l of the shown degrees and the rest of E_g (other degrees' share of the effective noise
+    and the power beyond lmax), so that the columns add up to E_g; none on a data set (its modes
+    are not degrees)."""
+    degs = [] if on_data else _shown_degrees(curve)
+    if not degs:
+        return [], np.zeros((len(curve.P), 0)), np.asarray(curve.test_error, dtype=float)
+    per = curve.error_per_degree[:, degs]
+    rest = np.maximum(curve.test_error - per.sum(axis=1), 0.0)
+    return degs, per, rest
 
 
 def _emit(
@@ -520,10 +744,33 @@ def _emit(
     plot_path: str,
     title: str | None,
     fw: Any = None,
+    *,
+    on_data: bool = False,
 ) -> None:
-    """Print the curve (table or JSON), and write the CSV and the plot if asked."""
+    """Print the curve (table or JSON), and write the CSV and the plot if asked; a non-finite
+    result is refused (one line) before anything is printed or written."""
+    degs, per, rest = _per_degree_and_rest(curve, on_data)
+    _finite_or_refuse(
+        {
+            "test error": curve.test_error,
+            "uncertainty": curve.test_error_uncertainty,
+            "train error": curve.train_error,
+            "kappa": curve.kappa,
+            "per-degree errors": per,
+        },
+        "learning curve",
+    )
+    if emp is not None:
+        _finite_or_refuse({"measured": emp.test_error, "sem": emp.test_error_sem}, "measurement")
     if as_json:
         out = curve.to_dict()
+        for i, row in enumerate(out["points"]):
+            row["error_per_degree"] = {str(l): float(per[i, j]) for j, l in enumerate(degs)}
+            row["error_rest"] = float(rest[i])
+            if on_data:
+                del row["test_error_noisy"]
+        if not on_data:
+            out["error_definition"] = _sphere_error_definition(target)
         out.update(extra)
         if fw is not None:
             out["finite_width"] = fw.to_dict()
@@ -532,13 +779,13 @@ def _emit(
                 {"P": float(p), "test_error": float(m), "sem": float(e)}
                 for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)
             ]
-        click.echo(json.dumps(out, indent=1))
+        click.echo(_dumps(out))
     else:
-        click.echo(format_curve_table(curve, kernel_name, target, emp))
+        click.echo(format_curve_table(curve, kernel_name, target, emp, extra=extra, on_data=on_data))
         if fw is not None:
             click.echo(format_finite_width_table(fw))
     if csv_path:
-        write_curve_csv(curve, csv_path)
+        write_curve_csv(curve, csv_path, emp, on_data=on_data)
     if plot_path:
         from fieldcurve.plotting import plot_learning_curve
 
@@ -547,43 +794,73 @@ def _emit(
             click.echo(f"plot written to {plot_path}")
 
 
-def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = None) -> str:
+def _sphere_error_definition(target: Any) -> str:
+    return (
+        "E_g = E_x[(f_hat(x) - f*(x))^2] against the clean target, absolute (not relative; the"
+        f" target's total power is {target.total_power:.6g}), averaged over training sets, inputs"
+        " uniform on the sqrt(d)-sphere; E_g+noise: on noisy test labels"
+    )
+
+
+def format_curve_table(
+    curve: Any,
+    kernel_name: str,
+    target: Any,
+    emp: Any = None,
+    *,
+    extra: dict | None = None,
+    on_data: bool = False,
+) -> str:
     """Readable table of a learning curve (and the measurement, if any).
 
-    The per-degree columns E_l and ``rest`` (the other degrees' share of the effective noise
-    and the power beyond lmax) add up to E_g. ``+-`` is the prediction's uncertainty from
-    unresolved eigenvalues and the tail model (shown when non-zero); ``!`` marks points outside
-    the theory's measured validity (the constant mode's share of the overfitting above 0.25).
+    On the sphere, the per-degree columns E_l (degree 0 and every degree with target power) and
+    ``rest`` (the other degrees' share of the effective noise and the power beyond lmax) add up
+    to E_g, the clean-target error; on a data set the error is the held-out error on the labels
+    (one column). Errors are absolute. ``+-`` is the prediction's uncertainty from unresolved
+    eigenvalues and the tail model (shown when non-zero); ``!`` marks points outside the
+    theory's measured validity (the constant mode's share of the overfitting above 0.25).
     """
-    degs = curve.meta.get("target_degrees", [])
+    extra = extra or {}
+    degs, per_degree, rest = _per_degree_and_rest(curve, on_data)
     head = (
         f"# {kernel_name}"
         + (f", d = {curve.meta['d']}" if curve.meta.get("d") else "")
         + f"; target: {target.name};"
-        f" noise {curve.noise:g}; ridge {curve.ridge:g}"
+        + (f" noise {curve.noise:g};" if not on_data else "")
+        + f" ridge {curve.ridge:g}"
     )
+    lines = [head]
+    if on_data:
+        lines.append(f"# error: {extra.get('error_definition', 'held-out error on the labels')}")
+        if extra.get("P_grid"):
+            lines.append(f"# {extra['P_grid']}")
+    else:
+        lines.append(f"# error: {_sphere_error_definition(target)}")
     unc = curve.test_error_uncertainty
     show_unc = bool(np.any(unc > 0))
     valid = curve.valid
-    cols = f"{'P':>7} {'E_g':>11}" + (f" {'+-':>9}" if show_unc else "")
-    cols += f" {'E_g+noise':>11} {'train':>11} {'kappa':>11}"
+    err_col = "held-out" if on_data else "E_g"
+    cols = f"{'P':>7} {err_col:>11}" + (f" {'+-':>9}" if show_unc else "")
+    if not on_data:
+        cols += f" {'E_g+noise':>11}"
+    cols += f" {'train':>11} {'kappa':>11}"
     cols += "".join(f" {'E_l=' + str(l):>10}" for l in degs)
     if degs:
         cols += f" {'rest':>10}"
     if emp is not None:
         cols += f" {'measured':>11} {'+-sem':>9}"
-    lines = [head, cols]
+    lines.append(cols)
     measured = (
         {}
         if emp is None
         else {float(p): (m, e) for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)}
     )
-    per_degree = curve.error_per_degree
-    rest = curve.error_rest
     for i, p in enumerate(curve.P):
         row = f"{int(p):>7d} {curve.test_error[i]:>11.4e}" + (f" {unc[i]:>9.2e}" if show_unc else "")
-        row += f" {curve.test_error_noisy[i]:>11.4e} {curve.train_error[i]:>11.4e} {curve.kappa[i]:>11.4e}"
-        row += "".join(f" {per_degree[i, l]:>10.3e}" for l in degs)
+        if not on_data:
+            row += f" {curve.test_error_noisy[i]:>11.4e}"
+        row += f" {curve.train_error[i]:>11.4e} {curve.kappa[i]:>11.4e}"
+        row += "".join(f" {per_degree[i, j]:>10.3e}" for j in range(len(degs)))
         if degs:
             row += f" {rest[i]:>10.3e}"
         if emp is not None:
@@ -592,6 +869,8 @@ def format_curve_table(curve: Any, kernel_name: str, target: Any, emp: Any = Non
         if not valid[i]:
             row += "  !"
         lines.append(row)
+    if emp is not None and len(measured) < len(curve.P):
+        lines.append(f"# measured: exact kernel regression for P <= {lim.MAX_EMPIRICAL_P} only")
     if not valid.all():
         from fieldcurve.theory.eigenlearning import VALID_CONSTANT_SHARE
 
@@ -621,25 +900,35 @@ def format_finite_width_table(fw: Any) -> str:
     return "\n".join(lines)
 
 
-def write_curve_csv(curve: Any, path: str) -> None:
-    """Write P, test errors (with uncertainty), train error, kappa, E0, per-degree errors, the
-    rest of E_g and the validity flag as CSV."""
-    degs = curve.meta.get("target_degrees", [])
-    header = ["P", "test_error", "test_error_uncertainty", "test_error_noisy", "train_error", "kappa"]
-    header += ["overfitting"] + [f"error_degree_{l}" for l in degs] + ["error_rest", "valid"]
+def write_curve_csv(curve: Any, path: str, emp: Any = None, *, on_data: bool = False) -> None:
+    """Write P, the predicted error (with uncertainty), train error, kappa, E0, the per-degree
+    errors (degree 0 and the target's degrees), the rest of the error, the validity flag and, with
+    a measurement, its mean and standard error (empty where not measured) as CSV.
+
+    On a data set the error column is ``held_out_error`` (on the labels); on the sphere
+    ``test_error`` (clean target) and ``test_error_noisy``.
+    """
+    degs, per_degree, rest = _per_degree_and_rest(curve, on_data)
+    header = ["P", "held_out_error" if on_data else "test_error", "test_error_uncertainty"]
+    header += [] if on_data else ["test_error_noisy"]
+    header += ["train_error", "kappa", "overfitting"] + [f"error_degree_{l}" for l in degs]
+    header += ["error_rest", "valid"] + (["measured_test_error", "measured_sem"] if emp is not None else [])
+    measured = (
+        {}
+        if emp is None
+        else {float(p): (m, e) for p, m, e in zip(emp.P, emp.test_error, emp.test_error_sem, strict=True)}
+    )
     rows = [",".join(header)]
-    per_degree, rest, valid = curve.error_per_degree, curve.error_rest, curve.valid
+    valid = curve.valid
     for i, p in enumerate(curve.P):
-        vals = [
-            p,
-            curve.test_error[i],
-            curve.test_error_uncertainty[i],
-            curve.test_error_noisy[i],
-            curve.train_error[i],
-            curve.kappa[i],
-            curve.overfitting[i],
-        ] + [per_degree[i, l] for l in degs]
-        rows.append(",".join(f"{v:.10g}" for v in [*vals, rest[i]]) + f",{int(valid[i])}")
+        vals = [p, curve.test_error[i], curve.test_error_uncertainty[i]]
+        vals += [] if on_data else [curve.test_error_noisy[i]]
+        vals += [curve.train_error[i], curve.kappa[i], curve.overfitting[i], *per_degree[i], rest[i]]
+        row = ",".join(f"{v:.10g}" for v in vals) + f",{int(valid[i])}"
+        if emp is not None:
+            m = measured.get(float(p))
+            row += f",{m[0]:.10g},{m[1]:.10g}" if m else ",,"
+        rows.append(row)
     with open(path, "w") as fh:
         fh.write("\n".join(rows) + "\n")
 
@@ -692,8 +981,12 @@ def finite_width_cmd(
         monte_carlo_statistics,
     )
 
-    if dim is not None and dim < 1:
-        raise ValueError(f"--d must be a positive integer, got {dim}")
+    _check_network(depth, weight_var, bias_var)
+    _int_in(dim, "--d", 1, lim.MAX_DIMENSION)
+    _int_in(width, "--width", 1, lim.MAX_WIDTH)
+    _check_seed(seed)
+    if networks:
+        _check_monte_carlo(networks, depth, width)
     act = parse_activation(activation)
     crit = None
     if weight_var is None or bias_var is None:
@@ -727,7 +1020,7 @@ def finite_width_cmd(
                 "ntk_shift": ntk_mc.shift,
                 "ntk_shift_se": ntk_mc.shift_se,
             }
-        click.echo(json.dumps(out, indent=1))
+        click.echo(_dumps(out))
     else:
         head = f"# {mlp.activation.name}, depth {depth}, width {width}, C_W = {cw:.6g}, C_b = {cb:.6g}"
         if crit is not None:
@@ -763,26 +1056,50 @@ def finite_width_cmd(
             click.echo(f"plot written to {plot_path}")
 
 
-def _parse_range(text: str, name: str) -> float | tuple[float, float]:
-    """'2.0' -> 2.0; '0.5:4' -> (0.5, 4.0)."""
+def _check_monte_carlo(networks: int, depth: int, width: int) -> None:
+    """Refuse a --mc run beyond the limits: the count, the width (a width x width weight block per
+    network), and networks x (depth + 1) x width^2 multiply-adds."""
+    _int_in(networks, "--mc", 2, lim.MAX_MC_NETWORKS)
+    _int_in(width, "--width (with --mc)", 1, lim.MAX_MC_WIDTH)
+    work = float(networks) * (depth + 1) * float(width) ** 2
+    if work > lim.MAX_MC_WORK:
+        raise ValueError(
+            f"--mc {networks} at depth {depth} and width {width} needs about {work:.1e} multiply-adds;"
+            f" the limit is {lim.MAX_MC_WORK:.0e} (fewer networks)"
+        )
+
+
+def _parse_range(text: str, name: str, *, positive: bool = False) -> float | tuple[float, float]:
+    """'2.0' -> 2.0; '0.5:4' -> (0.5, 4.0); finite, >= 0 (> 0 with ``positive``), lo <= hi."""
     try:
         parts = [float(x) for x in text.split(":")]
     except ValueError as exc:
         raise ValueError(f"{name} expects a number or lo:hi, got {text!r}") from exc
+    if len(parts) not in (1, 2):
+        raise ValueError(f"{name} expects a number or lo:hi, got {text!r}")
+    for v in parts:
+        _real_in(v, name, positive=positive)
     if len(parts) == 1:
         return parts[0]
-    if len(parts) != 2:
-        raise ValueError(f"{name} expects a number or lo:hi, got {text!r}")
+    if parts[1] < parts[0]:
+        raise ValueError(f"{name} lo:hi needs lo <= hi, got {text!r}")
     return (parts[0], parts[1])
 
 
-def _parse_widths(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
+def _parse_int_list(text: str, name: str, hi: int) -> list[int]:
+    """A comma list of integers in [1, hi] (at most ``MAX_LIST`` of them)."""
+    items = _split_list(text, name)
     try:
-        return [int(x) for x in text.split(",")]
+        values = [int(x) for x in items]
     except ValueError as exc:
-        raise ValueError(f"--widths expects a comma list of integers, got {text!r}") from exc
+        raise ValueError(f"{name} expects a comma list of integers, got {text!r}") from exc
+    for v in values:
+        _int_in(v, name, 1, hi)
+    return values
+
+
+def _parse_widths(text: str | None) -> list[int] | None:
+    return None if text is None else _parse_int_list(text, "--widths", lim.MAX_WIDTH)
 
 
 @cli.command("tune")
@@ -864,26 +1181,38 @@ def tune_cmd(
     from fieldcurve.targets import Target
     from fieldcurve.tuning import tune
 
+    _int_in(dim, "--d", 2, lim.MAX_DIMENSION)
+    _real_in(noise, "--noise")
+    _int_in(budget, "--P", 1, lim.MAX_P)
+    _real_in(target_error, "--target-error", positive=True)
+    _int_in(top, "--top", 1, 10**9)
+    _int_in(width_top, "--width-top", 1, 10**9)
+    ctx = click.get_current_context()
+    if regime != "kernel" and ctx.get_parameter_source("ridge") is not click.core.ParameterSource.DEFAULT:
+        raise ValueError(f"--ridge applies to --regime kernel only (the {regime} regime has no free ridge)")
+    depth_list = _parse_int_list(depths, "--depths", lim.MAX_DEPTH)
+    activation_list = _split_list(activations, "--activations")
+    for a in activation_list:
+        parse_activation(a)
+    ranges = {
+        "weight_var": _parse_range(weight_var, "--weight-var", positive=True),
+        "bias_var": _parse_range(bias_var, "--bias-var"),
+        "ridge": _parse_range(ridge, "--ridge"),
+    }
+    width_list = _parse_widths(widths)
     if dataset or data_path:
-        from fieldcurve.data import load_dataset, load_digits
-
-        if dataset and data_path:
-            raise ValueError("give either --dataset or --data, not both")
-        target: Any = load_digits() if dataset == "digits" else load_dataset(data_path, labels)
-    elif polynomial:
-        if not re.fullmatch(r"[\sx_0-9+\-*/().]+", polynomial):
-            raise ValueError("--polynomial may contain only x1..xd, numbers and + - * / ** ( )")
-        target = Target.from_polynomial(polynomial, dim, noise=noise)
+        target: Any = _load_data(dataset, data_path, labels)
+    elif polynomial is not None:
+        target = _polynomial_target(polynomial, dim, noise)
     else:
         target = Target.from_degree_powers(parse_powers(powers), noise=noise, d=dim)
     if budget is None and target_error is None:
-        budget = 1000 if not (dataset or data_path) else None
-        if budget is None:
-            budget = target.size // 2
-    try:
-        depth_list = [int(x) for x in depths.split(",")]
-    except ValueError as exc:
-        raise ValueError(f"--depths expects a comma list of integers, got {depths!r}") from exc
+        budget = 1000 if not (dataset or data_path) else target.size // 2
+    if (dataset or data_path) and budget is not None and budget >= target.size:
+        raise ValueError(
+            f"--P {budget} must be below the number of rows M = {target.size}; the largest allowed is"
+            f" {target.size - 1}"
+        )
     result = tune(
         target,
         P=budget,
@@ -892,16 +1221,16 @@ def tune_cmd(
         regime=regime,
         kind=kind,
         depths=depth_list,
-        activations=[a.strip() for a in activations.split(",") if a.strip()],
-        weight_var=_parse_range(weight_var, "--weight-var"),
-        bias_var=_parse_range(bias_var, "--bias-var"),
-        ridge=_parse_range(ridge, "--ridge"),
-        widths=_parse_widths(widths),
+        activations=activation_list,
+        weight_var=ranges["weight_var"],
+        bias_var=ranges["bias_var"],
+        ridge=ranges["ridge"],
+        widths=width_list,
         width_top=width_top,
-        progress=not as_json,
+        progress=_progress(as_json),
     )
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=1))
+        click.echo(_dumps(result.to_dict()))
     else:
         click.echo(format_tune_table(result, top))
     if plot_path:
@@ -967,6 +1296,8 @@ def figure_cmd(
     """Reproduce a published figure (theory and experiments): PNG and CSV in --out."""
     from fieldcurve.figures import list_figures, make_figure
 
+    _check_seed(seed)
+
     if list_figures_ or not name:
         if not list_figures_:
             raise ValueError("give a figure NAME or --list")
@@ -975,11 +1306,21 @@ def figure_cmd(
         return
     res = make_figure(name, out_dir, quick=quick, seed=seed, progress=not as_json)
     if as_json:
-        click.echo(
-            json.dumps({"name": res.name, "png": str(res.png), "csv": str(res.csv), **res.summary}, indent=1)
-        )
+        click.echo(_dumps({"name": res.name, "png": str(res.png), "csv": str(res.csv), **res.summary}))
     else:
         click.echo(f"{res.name}: {res.png} and {res.csv}")
+
+
+def _require_validation_extra() -> None:
+    """Refuse ``validate`` in one line when JAX (the validation extra) is missing, before any run
+    is attempted (each run would otherwise fail inside the store)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        raise ValueError(
+            'validate trains networks with JAX: install the validation extra, pip install ".[validation]"'
+            ' (from a clone) or pip install "fieldcurve[validation]"'
+        )
 
 
 @cli.command("validate")
@@ -1026,6 +1367,8 @@ def validate_cmd(
         return
     if config is None:
         raise ValueError("give a CONFIG (TOML file or built-in name; see --list)")
+    _int_in(workers, "--workers", 1, 1024)
+    _require_validation_extra()
     from fieldcurve.validation.report import write_report
     from fieldcurve.validation.runner import run_sweep
 
@@ -1078,9 +1421,21 @@ def report_cmd(
     _print_summary(summary, None, as_json, out)
 
 
+def _nonfinite_to_null(obj: Any) -> Any:
+    """NaN/inf (e.g. the median of no finished run) as JSON null, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nonfinite_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nonfinite_to_null(v) for v in obj]
+    return obj
+
+
 def _print_summary(summary: dict, counts: dict | None, as_json: bool, out_dir: str) -> None:
     if as_json:
-        click.echo(json.dumps({**summary, "runs": counts, "report": out_dir}, indent=1, default=float))
+        out = json.loads(json.dumps({**summary, "runs": counts, "report": out_dir}, default=float))
+        click.echo(_dumps(_nonfinite_to_null(out)))
         return
     if counts is not None:
         click.echo(
@@ -1187,8 +1542,11 @@ def format_spectrum_table(spec: Any) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning bad input into one line and exit status 2.
 
-    Warnings (e.g. eigenvalues that could not be resolved to the requested accuracy) are printed
-    as one ``warning: ...`` line each on stderr.
+    Bad input is a click usage error, a ``ValueError`` (the option parsing and limits of this
+    module, and the library's input validation) or an ``OSError`` on a named file; anything else
+    is a bug and propagates with its traceback. Warnings (e.g. eigenvalues that could not be
+    resolved to the requested accuracy) are printed as one ``warning: ...`` line each on stderr
+    when the command did not fail.
     """
     status = 0
     with warnings.catch_warnings(record=True) as caught:
@@ -1199,13 +1557,16 @@ def main(argv: list[str] | None = None) -> None:
             click.echo("aborted", err=True)
             status = 1
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
             status = 2
-        except (ValueError, TypeError, OSError, np.linalg.LinAlgError) as exc:
-            click.echo(f"error: {exc}", err=True)
+        except (ValueError, OSError) as exc:
+            # bad input: the parsing layer's and the library's input validation (ValueError,
+            # numpy's LinAlgError included) and files that cannot be read or written (OSError)
+            click.echo(f"error: {' '.join(str(exc).split())}", err=True)
             status = 2
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        click.echo(f"warning: {message}", err=True)
+    if status != 2:  # on an error the one line says it all
+        for message in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+            click.echo(f"warning: {message}", err=True)
     sys.exit(status)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fieldcurve._checks import check_dimension, check_finite_array, check_nonneg_int, check_variance
+from fieldcurve._limits import MAX_MAGNITUDE
 from fieldcurve.sphere import harmonic_features, multiplicity
 
 __all__ = ["SampledTarget", "Target"]
@@ -147,107 +148,45 @@ class Target:
         """
         import sympy
 
+        from fieldcurve import _polynomial
+
         d = check_dimension(d)
-        if isinstance(expr, str):
-            # sympify parses with eval: accept only polynomial syntax in the x variables
-            if not re.fullmatch(r"[\sx_0-9+\-*/().^]+", expr):
-                raise ValueError("a polynomial string may contain only x1..xd, numbers and + - * / ** ( )")
-            expr = expr.replace("^", "**")
-        expr = sympy.sympify(expr)
-        xs = sympy.symbols(f"x1:{d + 1}")
-        alt = {sympy.Symbol(f"x_{i + 1}"): xs[i] for i in range(d)}
-        expr = sympy.expand(expr.subs(alt))
-        unknown = expr.free_symbols - set(xs)
-        if unknown:
-            raise ValueError(
-                f"polynomial targets use the symbols x1..x{d}; unknown: {sorted(map(str, unknown))}"
-            )
-        used = sorted(expr.free_symbols, key=lambda v: xs.index(v)) or [xs[0]]
-        R = sympy.Symbol("R_sq")  # |x|^2 over all d coordinates, kept as a symbol
-        half = sympy.Rational(d, 2)
 
-        def laplacian(q: Any) -> Any:
-            # Delta(R^j m) = (2jd + 4j(j-1) + 4j deg m) R^(j-1) m + R^j Delta_S m, m a monomial
-            out = sympy.Integer(0)
-            for mon, c in sympy.Poly(q, *used, R).terms():
-                j, powers_ = mon[-1], mon[:-1]
-                m = sympy.prod([v**e for v, e in zip(used, powers_, strict=True)])
-                deg = sum(powers_)
-                if j:
-                    out += c * (2 * j * d + 4 * j * (j - 1) + 4 * j * deg) * R ** (j - 1) * m
-                out += c * R**j * sum(sympy.diff(m, v, 2) for v in used)
-            return sympy.expand(out)
-
-        def harmonic_parts(p: Any, m: int) -> dict[int, Any]:
-            parts: dict[int, Any] = {}
-            scale = sympy.Integer(1)  # |x|^(2k) = d^k for the k-th level of the recursion
-            while m >= 0 and p != 0:
-                h, lap, j = sympy.Integer(0), p, 0
-                while lap != 0:
-                    c = (
-                        (-1) ** j
-                        * sympy.gamma(half + m - j - 1)
-                        / (4**j * sympy.factorial(j) * sympy.gamma(half + m - 1))
-                    )
-                    h += c * R**j * lap
-                    lap = laplacian(lap)
-                    j += 1
-                h = sympy.expand(h)
-                parts[m] = scale * h.subs(R, d)  # on the sphere
-                rest = sympy.expand(p - h)
-                if rest == 0:
-                    break
-                quotient, remainder = sympy.div(rest, R, R)
-                if remainder != 0:  # pragma: no cover - the formula guarantees divisibility
-                    raise AssertionError("harmonic decomposition failed")
-                p, m, scale = sympy.expand(quotient), m - 2, scale * d
-            return parts
-
-        poly = sympy.Poly(expr, *used)
-        by_degree: dict[int, Any] = {}
-        for m in range(poly.total_degree(), -1, -1):
-            hom = sum(
-                (
-                    c * sympy.prod([x**e for x, e in zip(used, mon, strict=True)])
-                    for mon, c in zip(poly.monoms(), poly.coeffs(), strict=True)
-                    if sum(mon) == m
-                ),
-                sympy.Integer(0),
-            )
-            if hom == 0:
-                continue
-            for l, h in harmonic_parts(sympy.expand(hom), m).items():
-                by_degree[l] = sympy.expand(by_degree.get(l, 0) + h)
-        xs = tuple(used)
-
-        def sphere_mean(q: Any) -> Any:
-            total = sympy.Integer(0)
-            for mon, c in sympy.Poly(q, *xs).terms():
-                if any(e % 2 for e in mon):
-                    continue
-                k = sum(mon)
-                val = (
-                    sympy.Integer(d) ** sympy.Rational(k, 2)
-                    * sympy.gamma(half)
-                    / sympy.gamma(half + sympy.Rational(k, 2))
+        def variable(symbol: str) -> int:
+            m = re.fullmatch(r"x_?([1-9][0-9]*)", symbol)
+            if not m or int(m.group(1)) > d:
+                raise ValueError(
+                    f"polynomial: unknown symbol {symbol!r}; a polynomial may contain only x1..x{d}"
+                    " (or x_1..), numbers, + - * / ** ^ and parentheses"
                 )
-                for e in mon:
-                    val *= sympy.gamma(sympy.Rational(e + 1, 2)) / sympy.sqrt(sympy.pi)
-                total += c * val
-            return sympy.nsimplify(sympy.simplify(total))
+            return int(m.group(1))
 
-        powers = {}
-        exact = {}
-        for l, h in sorted(by_degree.items()):
-            value = sphere_mean(sympy.expand(h * h)) if h != 0 else sympy.Integer(0)
-            exact[l] = value
-            powers[l] = float(value)
+        if isinstance(expr, str):
+            poly, keys = _polynomial.parse_polynomial(expr, variable)
+            label = " ".join(expr.split())
+        elif isinstance(expr, sympy.Basic):
+            poly, keys = _polynomial.from_sympy(expr, variable)
+            label = str(expr)
+        else:
+            raise TypeError(f"expr must be a string or a sympy expression, got {type(expr).__name__}")
+        exact, parts = _polynomial.sphere_powers(poly, d)
+        for l, v in exact.items():
+            if v > MAX_MAGNITUDE:
+                exponent = math.log10(v.numerator) - math.log10(v.denominator)
+                raise ValueError(
+                    f"polynomial: the power of degree {l} (about 1e{exponent:.0f}) exceeds the limit"
+                    f" {MAX_MAGNITUDE:g}"
+                )
         return cls(
-            powers=powers,
+            powers={l: float(v) for l, v in exact.items()},
             noise=noise,
             d=d,
-            name=name or f"polynomial {expr}",
-            meta={"exact_powers": exact, "harmonic_parts": by_degree},
+            name=name or f"polynomial {label}",
+            meta={
+                "exact_powers": {l: sympy.Rational(v.numerator, v.denominator) for l, v in exact.items()},
+                "harmonic_parts": parts,
+                "variables": [f"x{i}" for i in keys],
+            },
         )
 
     @classmethod
