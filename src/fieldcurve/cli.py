@@ -409,7 +409,7 @@ def _check_empirical(P: np.ndarray, trials: int, dim: int | None) -> None:
     "--dataset",
     type=click.Choice(["digits"]),
     default=None,
-    help="Bundled real data (scikit-learn's digits, projected onto the sphere; one-hot labels).",
+    help="Real data: scikit-learn's digits (needs scikit-learn; projected onto the sphere; one-hot labels).",
 )
 @click.option(
     "--data",
@@ -1314,13 +1314,13 @@ def figure_cmd(
 def _require_validation_extra() -> None:
     """Refuse ``validate`` in one line when JAX (the validation extra) is missing, before any run
     is attempted (each run would otherwise fail inside the store)."""
-    import importlib.util
-
-    if importlib.util.find_spec("jax") is None:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
         raise ValueError(
             'validate trains networks with JAX: install the validation extra, pip install ".[validation]"'
             ' (from a clone) or pip install "fieldcurve[validation]"'
-        )
+        ) from None
 
 
 @cli.command("validate")

@@ -501,6 +501,13 @@ def finite_width_statistics(
         K[l + 1] = cb + cw * mo.m2
         V[l + 1] = cw * cw * (mo.m4 - mo.m2**2) + chi_par[l] ** 2 * V[l]
         G[l + 1] = chi_par[l] * G[l] + 0.5 * cw * mo.d2 * V[l]
+    small = np.flatnonzero(~(K >= np.finfo(float).tiny))
+    if small.size:  # input validation: the NTK moments divide by K
+        raise ValueError(
+            f"the preactivation variance K of layer {int(small[0]) + 1} is {K[small[0]]:.3g} (zero or"
+            " below double precision's normal range): weight_var/bias_var too small for the 1/width"
+            " statistics, which need K > 0"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         cumulant = np.where(K > 0, V / (n * K * K), 0.0)
     exact = exact_nlo = None
