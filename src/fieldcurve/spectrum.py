@@ -239,19 +239,17 @@ def _quadrature(kernel: Kernel, d: int, lmax: int) -> tuple[NDArray, NDArray]:
     return lam2, err
 
 
-def _series_terms_needed(lmax: int, d: int) -> int:
-    """Taylor order N for the series route.
+def _series_terms_needed(lmax: int, d: int, cap: int) -> int:
+    r"""Taylor order N for the series route.
 
-    The mass of :math:`\\mu_{l,n}` peaks near :math:`n \\approx l + l^2/d`; three times that
-    makes the tail bound tiny for every degree. The order is capped at 768 (composition costs
-    :math:`O(N^3)`); at small ``d`` the capped series still serves the low degrees and the
+    The mass of :math:`\mu_{l,n}` peaks near :math:`n \approx l + l^2/d`; the route starts
+    at :math:`1.5\times` that and doubles while degrees stay unresolved, up to the kernel's
+    :attr:`~fieldcurve.kernels.Kernel.taylor_order_limit` ``cap`` (768 for :math:`O(N^3)`
+    compositions); at small ``d`` the capped series still serves the low degrees and the
     high-precision quadrature takes the rest.
     """
     peak = lmax + lmax * lmax / d
-    return int(min(max(3 * peak + 40, 128), _SERIES_CAP))
-
-
-_SERIES_CAP = 768
+    return int(min(max(1.5 * peak + 40, 128), cap))
 
 
 def _series(kernel: Kernel, d: int, lmax: int, n_max: int, k1: float) -> tuple[NDArray, NDArray] | None:
@@ -587,6 +585,9 @@ def _mp_refine(
     return out
 
 
+_ZERO_ATOL = 1e-30  # a structural zero counts as resolved when its bound is below this x k(1)
+
+
 # --------------------------------------------------------------------------- public entry
 def spectrum(
     kernel: Any,
@@ -655,6 +656,8 @@ def spectrum(
 
     def resolved(l: int) -> bool:
         # compared in logarithms: eigenvalues may underflow double precision
+        if sign[l] == 0:  # a structural zero, with an absolute error bound
+            return bool(err[l] <= _ZERO_ATOL * abs(k1))
         if err[l] == 0:
             return bool(np.isfinite(log_lam[l]) or log_lam[l] == -np.inf)
         if not np.isfinite(err[l]) or np.isnan(log_lam[l]) or log_lam[l] == -np.inf:
@@ -680,20 +683,32 @@ def spectrum(
                 log_lam[l], sign[l], err[l], methods[l] = values_log[l], signs[l], errors[l], route
 
     if method in ("auto", "series"):
-        n_terms = series_terms or _series_terms_needed(lmax, d)
+        cap = kernel.taylor_order_limit
+        n_terms = series_terms or _series_terms_needed(lmax, d, cap)
         res = _series(kernel, d, lmax, n_terms, k1)
         if res is None:
             if method == "series":
                 raise ValueError(f"{kernel.name} provides no non-negative Taylor coefficients")
         else:
             take("series", res[0], np.ones(lmax + 1), res[1])
-            # truncation-limited degrees: a longer series (up to the cap) before other routes
-            while series_terms is None and unresolved_degrees() and n_terms < _SERIES_CAP:
-                n_terms = min(_SERIES_CAP, 2 * n_terms)
+            # truncation-limited degrees: a longer series (up to the cap) before other routes,
+            # as long as doubling the order resolves more degrees
+            before = len(unresolved_degrees())
+            while series_terms is None and before and n_terms < cap:
+                n_terms = min(cap, 2 * n_terms)
                 res = _series(kernel, d, lmax, n_terms, k1)
                 if res is None:
                     break
                 take("series", res[0], np.ones(lmax + 1), res[1])
+                after = len(unresolved_degrees())
+                if after == before:
+                    break
+                before = after
+            # a degree whose whole parity class of coefficients is exactly zero: lambda_l = 0,
+            # up to the remainder bound (absolute)
+            for l in _structural_zeros(kernel, d, lmax):
+                if methods[l] == "series" and log_lam[l] == -np.inf:
+                    sign[l] = 0.0
     if method == "quadrature" or (method == "auto" and unresolved_degrees()):
         try:
             lam_q, err_q = _quadrature(kernel, d, lmax)
