@@ -1333,7 +1333,13 @@ def _require_validation_extra() -> None:
     type=click.Path(dir_okay=False),
     help="SQLite results store (default: <experiment name>.sqlite). Finished runs are skipped.",
 )
-@click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Local worker processes (1-256); they exit with this process, however it ends.",
+)
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (tcp://host:port).")
 @click.option(
     "--out",
@@ -1367,7 +1373,7 @@ def validate_cmd(
         return
     if config is None:
         raise ValueError("give a CONFIG (TOML file or built-in name; see --list)")
-    _int_in(workers, "--workers", 1, 1024)
+    _int_in(workers, "--workers", 1, 256)
     _require_validation_extra()
     from fieldcurve.validation.report import write_report
     from fieldcurve.validation.runner import run_sweep
@@ -1439,7 +1445,8 @@ def _print_summary(summary: dict, counts: dict | None, as_json: bool, out_dir: s
         return
     if counts is not None:
         click.echo(
-            f"runs: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already stored"
+            f"runs: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already stored,"
+            f" {counts.get('elsewhere', 0)} by another sweep"
         )
     for width, w in summary["widths"].items():
         click.echo(

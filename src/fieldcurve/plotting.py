@@ -109,7 +109,10 @@ def plot_learning_curve(
                         mfc="none",
                     )
     ax.set_xlabel("training samples $P$")
-    ax.set_ylabel(r"test error $E_g$ (clean target)")
+    if curve.meta.get("target") == "data labels":
+        ax.set_ylabel("held-out squared error on the labels (absolute)")
+    else:
+        ax.set_ylabel(r"test error $E_g$ against the clean target (absolute)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     ax.set_title(title or f"{curve.meta.get('spectrum', '')}, d = {curve.meta.get('d', '?')}", fontsize=10)
