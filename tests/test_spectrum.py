@@ -364,3 +364,41 @@ def test_unresolved_weights_never_exceed_the_trace(act, depth, weight_var, d, lm
     assert 0 <= spec.tail_mass <= spec.kernel_at_one
     loose = ~spec.resolved
     assert np.all(spec.error_estimates[loose] > 0)
+
+
+def test_symbolic_spectrum_reads_strings_with_the_bounded_parser(tmp_path):
+    """Issue #13: a string never reaches sympify (a string once created a file)."""
+    sympy = pytest.importorskip("sympy")
+    d = sympy.Symbol("d")
+    # by hand: E[t^2] = 1/d on the sphere, mu_{1,1} = 1/d, mu_{2,2} = 2/(d(d+2))
+    assert fc.symbolic_spectrum("1 + t + t**2/2", d, 2) == [
+        (2 * d + 1) / (2 * d),
+        1 / d,
+        1 / (d * (d + 2)),
+    ]
+    target = tmp_path / "created"
+    for bad in (f"__import__('pathlib').Path('{target}').touch()", "x**2", "t**100000", "t/t"):
+        with pytest.raises(ValueError, match="expr"):
+            fc.symbolic_spectrum(bad, 5, 2)
+    assert not target.exists()
+    with pytest.raises(TypeError, match="expr"):
+        fc.symbolic_spectrum([1, 2], 5, 2)
+
+
+def test_zero_kernels_and_underflow():
+    """A switched-off network has the zero spectrum exactly (was 'math domain error'); a kernel
+    whose k(1) only underflows is refused, not reported as zero."""
+    for kernel in (fc.nngp_kernel(fc.MLP(1, "erf", 0.0, 0.0)), fc.ntk_kernel(fc.MLP(2, "relu", 0.0, 0.0))):
+        spec = spectrum(kernel, 5, 4)
+        assert np.all(spec.eigenvalues == 0) and np.all(spec.error_estimates == 0)
+        assert spec.tail_mass == 0 and list(spec.multiplicities) == [1, 5, 14, 30, 55]
+    with pytest.raises(ValueError, match="underflows"):
+        spectrum(fc.nngp_kernel(fc.MLP(1, "relu", 1e-300, 0.0)), 5, 4)
+    with pytest.raises(ValueError, match="not positive definite"):
+        spectrum(fc.DotProductKernel(lambda t: np.sin(np.pi * t)), 5, 4)
+
+
+def test_monomial_order_limit():
+    assert math.isfinite(fc.activations.monomial(100).dual(1.0, 0.5, 1.0))
+    with pytest.raises(ValueError, match="limit 100"):
+        fc.activations.monomial(1000)

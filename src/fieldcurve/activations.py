@@ -1050,10 +1050,16 @@ def cos() -> Activation:
     )
 
 
+_MAX_MONOMIAL_ORDER = 100
+
+
 def monomial(k: int) -> Activation:
-    r"""Monomial :math:`x^k`; closed-form duals by Wick's theorem."""
+    r"""Monomial :math:`x^k`, :math:`0 \le k \le 100`; closed-form duals by Wick's theorem (their
+    coefficients stay within double range up to k = 100)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"monomial degree k must be a non-negative integer, got {k!r}")
+    if k > _MAX_MONOMIAL_ORDER:
+        raise ValueError(f"monomial degree k = {k} exceeds the limit {_MAX_MONOMIAL_ORDER}")
     deriv_dual = _monomial_dual(k - 1) if k >= 1 else None
 
     def dual_d(k11: Any, k12: Any, k22: Any, ops: Any) -> Any:

@@ -648,6 +648,24 @@ def spectrum(
     k1 = float(kernel._eval(np.array([1.0]), d)[0])
     if not math.isfinite(k1):
         raise ValueError("kernel value k(1) is not finite")
+    if k1 < 0:
+        raise ValueError(f"kernel {kernel.name} is not positive definite: k(1) = {k1:.3e} < 0")
+    if k1 == 0:
+        # |k(t)| <= k(1) for a positive definite kernel: k(1) = 0 means k = 0 everywhere
+        mlp = getattr(kernel, "mlp", None)
+        if mlp is not None and not any(
+            w == 0 and b == 0 for w, b in zip(mlp.weight_vars, mlp.bias_vars, strict=True)
+        ):
+            raise ValueError(
+                f"kernel {kernel.name}: k(1) underflows double precision (no layer is switched off;"
+                " the variances are too small)"
+            )
+        probe = kernel._eval(np.linspace(-1.0, 1.0, 65), d)
+        if np.any(probe != 0):
+            raise ValueError(
+                f"kernel {kernel.name} has k(1) = 0 but is not zero elsewhere: not positive definite"
+            )
+        return _zero_spectrum(kernel, d, lmax, rtol)
     degrees = np.arange(lmax + 1)
     log_lam = np.full(lmax + 1, np.nan)
     sign = np.ones(lmax + 1)
@@ -792,10 +810,7 @@ def spectrum(
             RuntimeWarning,
             stacklevel=2,
         )
-    with np.errstate(over="ignore"):
-        mult = np.exp(log_n)
-    exact = log_n < 36.0  # below 2^52: the exact integer is representable
-    mult[exact] = [float(multiplicity(d, int(l))) for l in degrees[exact]]
+    mult = _multiplicities(d, degrees, log_n)
     finite = np.isfinite(log_out)
     with np.errstate(over="ignore"):
         total = float(np.exp(logsumexp(log_n[finite] + log_out[finite]))) if finite.any() else 0.0
@@ -821,6 +836,37 @@ def spectrum(
         methods=tuple(methods),
         name=kernel.name,
         tail_mass_error=tail_err,
+        rtol=float(rtol),
+    )
+
+
+def _multiplicities(d: int, degrees: NDArray, log_n: NDArray[np.float64]) -> NDArray[np.float64]:
+    """N(d, l) as floats: the exact integer below 2^52, else exp(log N) (inf beyond range)."""
+    with np.errstate(over="ignore"):
+        mult = np.exp(log_n)
+    exact = log_n < 36.0
+    mult[exact] = [float(multiplicity(d, int(l))) for l in degrees[exact]]
+    return mult
+
+
+def _zero_spectrum(kernel: Kernel, d: int, lmax: int, rtol: float) -> Spectrum:
+    """The spectrum of the zero kernel: every eigenvalue exactly 0."""
+    degrees = np.arange(lmax + 1)
+    log_n = log_multiplicity(d, degrees)
+    mult = _multiplicities(d, degrees, log_n)
+    return Spectrum(
+        d=d,
+        degrees=degrees,
+        eigenvalues=np.zeros(lmax + 1),
+        log_eigenvalues=np.full(lmax + 1, -np.inf),
+        multiplicities=mult,
+        log_multiplicities=log_n,
+        kernel_at_one=0.0,
+        tail_mass=0.0,
+        error_estimates=np.zeros(lmax + 1),
+        methods=("zero",) * (lmax + 1),
+        name=kernel.name,
+        tail_mass_error=0.0,
         rtol=float(rtol),
     )
 
@@ -853,6 +899,10 @@ def _mu_symbolic(l: int, n: int, d: Any) -> Any:
 def symbolic_spectrum(expr: Any, d: Any, lmax: int) -> list[Any]:
     r"""Exact eigenvalues of a polynomial kernel with sympy, symbolic in ``d`` if ``d`` is a Symbol.
 
+    ``expr`` is a sympy expression in ``t`` or a string; strings are read by fieldcurve's bounded
+    polynomial parser (rational coefficients, degree and size limits of the CLI's ``--polynomial``),
+    never by ``sympify``.
+
     For :math:`k(t) = \sum_n b_n t^n`, :math:`\lambda_l = \sum_n b_n\mu_{l,n}` with
     :math:`\mu_{l,l+2k} = \frac{(l+2k)!}{2^l\,4^k\,k!\,(d/2)_{l+k}}` (the Gegenbauer expansion of
     :math:`t^n`; :math:`(a)_m` the rising factorial), a rational function of ``d``.
@@ -862,9 +912,31 @@ def symbolic_spectrum(expr: Any, d: Any, lmax: int) -> list[Any]:
     import sympy  # loaded here: the rest of the package does not need it
 
     lmax = check_nonneg_int(lmax, "lmax")
-    expr = sympy.sympify(expr)
-    free = expr.free_symbols
     t = sympy.Symbol("t")
+    if isinstance(expr, str):
+        # a user string never reaches sympify: the bounded polynomial parser reads it
+        from fieldcurve._polynomial import parse_polynomial
+
+        def variable(name: str) -> str:
+            if name != "t":
+                raise ValueError(f"expr: unknown variable {name!r} (a polynomial in t)")
+            return name
+
+        poly, keys = parse_polynomial(expr, variable, name="expr")
+        expr = sum(
+            (
+                sympy.Rational(c.numerator, c.denominator) * t ** (e[0] if keys else 0)
+                for e, c in poly.items()
+            ),
+            sympy.Integer(0),
+        )
+    elif isinstance(expr, (int, float, np.integer, np.floating)):
+        expr = (
+            sympy.Float(float(expr)) if isinstance(expr, (float, np.floating)) else sympy.Integer(int(expr))
+        )
+    elif not isinstance(expr, sympy.Basic):
+        raise TypeError(f"expr must be a string or a sympy expression, got {type(expr).__name__}")
+    free = expr.free_symbols
     if free - {t}:
         raise ValueError(f"expr must be a polynomial in the single symbol t, got {expr}")
     if not expr.is_polynomial(t):
