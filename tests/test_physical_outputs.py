@@ -354,7 +354,7 @@ def test_dominant_constant_mode_at_small_P_is_flagged_and_the_rest_agrees_with_r
     z = np.abs(curve.test_error[ok] - emp.test_error[ok]) / emp.test_error_sem[ok]
     assert np.all((rel < 0.10) | (z < 3)), (rel, z)
     assert np.all(curve.test_error[~ok] > emp.test_error[~ok] - 3 * emp.test_error_sem[~ok])  # high, not low
-    shown = curve.error_per_degree[:, target.degrees].sum(axis=1)
+    shown = curve.error_per_degree[:, curve.shown_degrees].sum(axis=1)
     np.testing.assert_allclose(shown + curve.error_rest, curve.test_error, rtol=1e-12)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy.optimize import brentq
@@ -199,3 +201,19 @@ def test_bayes_regime_is_gp_regression_with_noise_as_ridge():
     a = fc.network_learning_curve(mlp, tgt, [50, 500], regime="bayes", lmax=30)
     b = learning_curve(fc.spectrum(fc.nngp_kernel(mlp), 8, 30), tgt, [50, 500], ridge=0.05)
     np.testing.assert_allclose(a.test_error, b.test_error, rtol=1e-14)
+
+
+def test_shown_degrees_include_degree_zero_and_add_up():
+    """Issue #13: the library's to_dict and error_rest include degree 0 (the CLI used to
+    recompute them): E_0 + E_l (target degrees) + rest = E_g."""
+    mlp = fc.MLP(2, "relu", 2.0, 0.5)
+    target = fc.Target({1: 1.0, 3: 0.25})
+    curve = fc.network_learning_curve(mlp, target, [5, 50, 500], d=10, regime="kernel", lmax=30)
+    assert curve.shown_degrees == [0, 1, 3]
+    got = curve.to_dict()["points"]
+    for i, p in enumerate(got):
+        assert set(p["error_per_degree"]) == {"0", "1", "3"}
+        assert p["error_per_degree"]["0"] > 0  # the bias term's share of the effective noise
+        assert math.fsum(p["error_per_degree"].values()) + p["error_rest"] == pytest.approx(
+            curve.test_error[i], rel=1e-12
+        )

@@ -715,22 +715,10 @@ def _load_data(dataset: str | None, data_path: str | None, labels: str | None) -
     return data
 
 
-def _shown_degrees(curve: Any) -> list[int]:
-    """Degree 0 and the degrees with target power (within lmax): the table's E_l columns."""
-    degs = curve.meta.get("target_degrees", [])
-    return sorted({0, *degs} & set(range(len(curve.eigenvalues))))
-
-
-def _per_degree_and_rest(curve: Any, on_data: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """E_l of the shown degrees and the rest of E_g (other degrees' share of the effective noise
-    and the power beyond lmax), so that the columns add up to E_g; none on a data set (its modes
-    are not degrees)."""
-    degs = [] if on_data else _shown_degrees(curve)
-    if not degs:
-        return [], np.zeros((len(curve.P), 0)), np.asarray(curve.test_error, dtype=float)
-    per = curve.error_per_degree[:, degs]
-    rest = np.maximum(curve.test_error - per.sum(axis=1), 0.0)
-    return degs, per, rest
+def _per_degree_and_rest(curve: Any) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """E_l of the curve's shown degrees and the rest of E_g, so that the columns add up to E_g."""
+    degs = curve.shown_degrees
+    return degs, curve.error_per_degree[:, degs], curve.error_rest
 
 
 def _emit(
@@ -749,7 +737,7 @@ def _emit(
 ) -> None:
     """Print the curve (table or JSON), and write the CSV and the plot if asked; a non-finite
     result is refused (one line) before anything is printed or written."""
-    degs, per, rest = _per_degree_and_rest(curve, on_data)
+    degs, per, rest = _per_degree_and_rest(curve)
     _finite_or_refuse(
         {
             "test error": curve.test_error,
@@ -821,7 +809,7 @@ def format_curve_table(
     theory's measured validity (the constant mode's share of the overfitting above 0.25).
     """
     extra = extra or {}
-    degs, per_degree, rest = _per_degree_and_rest(curve, on_data)
+    degs, per_degree, rest = _per_degree_and_rest(curve)
     head = (
         f"# {kernel_name}"
         + (f", d = {curve.meta['d']}" if curve.meta.get("d") else "")
@@ -908,7 +896,7 @@ def write_curve_csv(curve: Any, path: str, emp: Any = None, *, on_data: bool = F
     On a data set the error column is ``held_out_error`` (on the labels); on the sphere
     ``test_error`` (clean target) and ``test_error_noisy``.
     """
-    degs, per_degree, rest = _per_degree_and_rest(curve, on_data)
+    degs, per_degree, rest = _per_degree_and_rest(curve)
     header = ["P", "held_out_error" if on_data else "test_error", "test_error_uncertainty"]
     header += [] if on_data else ["test_error_noisy"]
     header += ["train_error", "kappa", "overfitting"] + [f"error_degree_{l}" for l in degs]

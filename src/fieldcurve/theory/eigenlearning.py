@@ -107,8 +107,9 @@ class LearningCurve:
     tail_ratio : largest eigenvalue beyond lmax divided by :math:`\kappa` (module docstring).
     test_error_uncertainty : uncertainty of ``test_error`` from unresolved eigenvalues and the tail
         model (module docstring); zeros where there is none.
-    error_rest : :math:`E_g - \sum_{l\in S}E_l` over the degrees ``S`` with target power: the
-        other degrees' share of the effective noise and the power beyond lmax.
+    error_rest : :math:`E_g - \sum_{l\in S}E_l` over ``S`` = :attr:`shown_degrees` (degree 0 and
+        the degrees with target power): the other degrees' share of the effective noise and the
+        power beyond lmax.
     """
 
     P: NDArray[np.float64]
@@ -147,9 +148,18 @@ class LearningCurve:
         return self.constant_mode_share <= VALID_CONSTANT_SHARE
 
     @property
+    def shown_degrees(self) -> list[int]:
+        """Degree 0 and the degrees with target power (within lmax) on the sphere; none on a data
+        set (its modes are not degrees). Their :math:`E_l` and :attr:`error_rest` add up to E_g."""
+        if self.meta.get("target") == "data labels":
+            return []
+        return sorted({0, *self.meta.get("target_degrees", [])} & set(range(len(self.eigenvalues))))
+
+    @property
     def error_rest(self) -> NDArray[np.float64]:
-        """:math:`E_g` minus the per-degree errors of the degrees with target power (>= 0)."""
-        shown = [l for l in self.meta.get("target_degrees", []) if l < len(self.eigenvalues)]
+        """:math:`E_g` minus the per-degree errors of :attr:`shown_degrees` (>= 0): the other
+        degrees' share of the effective noise and the target power beyond lmax."""
+        shown = self.shown_degrees
         part = self.error_per_degree[:, shown].sum(axis=1) if shown else np.zeros(len(self.P))
         return np.maximum(self.test_error - part, 0.0)
 
@@ -173,8 +183,8 @@ class LearningCurve:
         return (1 - L) ** 2 * self.target_powers[None, :] + share * self.test_error_noisy[:, None]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description (per-degree arrays restricted to degrees with target power)."""
-        shown = self.meta.get("target_degrees", [])
+        """JSON-ready description (per-degree arrays restricted to :attr:`shown_degrees`)."""
+        shown = self.shown_degrees
         rows = []
         for i, p in enumerate(self.P):
             rows.append(
