@@ -159,7 +159,7 @@ def empirical_learning_curve(
     jitters = []
     it = range(trials)
     if progress:
-        it = tqdm(it, desc="trials", unit="trial")
+        it = tqdm(it, desc="trials", unit="trial", disable=None)
     for trial in it:
         f = target.sample(d, seed=rng)
         X = sample_sphere(p_max, d, seed=rng)
@@ -250,7 +250,7 @@ def empirical_dataset_curve(
     Y = data.Y
     rng = np.random.default_rng(seed)
     raw = np.empty((trials, len(Ps)))
-    it = tqdm(range(trials), desc="trials", unit="trial") if progress else range(trials)
+    it = tqdm(range(trials), desc="trials", unit="trial", disable=None) if progress else range(trials)
     for trial in it:
         perm = rng.permutation(M)
         train, test = perm[:p_max], perm[p_max:]

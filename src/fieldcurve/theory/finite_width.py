@@ -146,7 +146,7 @@ def finite_width_learning_curve(
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(todo, desc=f"finite width {n}", unit="set")
+        it = tqdm(todo, desc=f"finite width {n}", unit="set", disable=None)
     for (i, t), s in zip(it, seeds, strict=True):
         r = np.random.default_rng(s)
         f = target.sample(d, seed=r)

@@ -310,7 +310,7 @@ def run_sweep(
         finished = store.done_keys()
         todo = [r for r in runs if r.key not in finished]
         counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "elsewhere": 0, "busy": 0}
-        bar = tqdm(total=len(todo), desc=experiment.name, unit="run", disable=not progress)
+        bar = tqdm(total=len(todo), desc=experiment.name, unit="run", disable=None if progress else True)
 
         def record(outcome: tuple) -> None:
             run, status, result, error, seconds = outcome
