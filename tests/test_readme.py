@@ -218,3 +218,17 @@ def test_validate_without_jax_says_what_to_install(tmp_path):
     )
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert 'pip install ".[validation]"' in out.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_readme_python_blocks_run(tmp_path):
+    """Every ```python block of the README, in order, as one script (~3 minutes on 2 cores)."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 3
+    script = tmp_path / "readme_blocks.py"
+    script.write_text("\n".join(blocks))
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
