@@ -66,13 +66,23 @@ def plot_learning_curve(
     finite-width curve (:class:`fieldcurve.FiniteWidthCurve`, band = its Monte Carlo error) when
     ``finite_width`` is given.
 
-    The per-degree curves show spectral bias: low degrees are learned first.
+    The per-degree curves show spectral bias: low degrees are learned first. Points outside the
+    theory's validity (:attr:`~fieldcurve.theory.LearningCurve.valid`) are marked with crosses.
     """
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     ax.loglog(curve.P, curve.test_error, "k-", lw=2, label=r"theory $E_g$")
+    outside = ~np.asarray(curve.valid, dtype=bool)
+    if outside.any():
+        ax.loglog(
+            curve.P[outside],
+            curve.test_error[outside],
+            "kx",
+            ms=7,
+            label="outside the theory's validity (dominant constant mode)",
+        )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    shown = curve.meta.get("target_degrees", [])
+    shown = curve.shown_degrees
     for i, l in enumerate(shown):
         c = colors[i % len(colors)]
         ax.loglog(curve.P, curve.error_per_degree[:, l], "--", color=c, lw=1.2, label=f"degree {l}")
