@@ -213,9 +213,11 @@ def bench_spectrum(d: int, lmax: int, points: int, n_mp: int, repeats: int) -> l
         caught.extend(w)
         return spec
 
-    def brute_force() -> np.ndarray:
-        _, ntk = baselines.relu_nngp_ntk_numpy(X, SPEC_DEPTH, SPEC_WEIGHT_VAR, SPEC_BIAS_VAR)
-        return np.linalg.eigvalsh(ntk / points)
+    _, gram = baselines.relu_nngp_ntk_numpy(X, SPEC_DEPTH, SPEC_WEIGHT_VAR, SPEC_BIAS_VAR)
+    gram /= points
+
+    def brute_force() -> np.ndarray:  # one eigvalsh of the points x points Gram (issue 12's unit)
+        return np.linalg.eigvalsh(gram)
 
     t_base, t_cand, eig, spec = race(brute_force, candidate, repeats)
     best_b, best_c = min(t_base), min(t_cand)
@@ -234,13 +236,13 @@ def bench_spectrum(d: int, lmax: int, points: int, n_mp: int, repeats: int) -> l
     name = f"spectrum NTK depth-5 ReLU, d={d}, lmax={lmax}"
     rows = [
         Row(
-            f"{name} vs eigvalsh of {points}×{points} Gram",
+            f"{name} vs one eigvalsh of a {points}×{points} Gram",
             fmt_s(best_c),
             fmt_s(best_b),
             fmt_ratio(best_c / best_b),
-            "< 1×",
-            verdict(best_c < best_b),
-            f"candidate first (cold) call {t_cand[0]:.3g} s; baseline = numpy Gram + eigvalsh"
+            "≤ 0.1×",
+            verdict(best_c <= 0.1 * best_b),
+            f"candidate first (cold) call {t_cand[0]:.3g} s; baseline = numpy eigvalsh (Gram built untimed)"
             f" (its Gram vs fieldcurve `kernel(t)`, off-diagonal: max rel. diff {same_kernel:.1e});"
             f" top eigenvalue/P vs λ_0 rel. diff {top_rel:.1e} (brute force is crude);"
             f" fieldcurve routes {methods}, max estimated rel. error {est:.1e}{warn_note}",

@@ -269,15 +269,19 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="method"):
         spectrum(k, 3, 5, method="magic")
     with pytest.raises(ValueError, match="no non-negative Taylor"):
-        spectrum(lambda x: np.cos(3 * x), 3, 5, method="series")
+        spectrum(lambda x: np.cos(x), 3, 5, method="series")
     with pytest.raises(ValueError, match="K must be square"):
         gram_spectrum(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"not positive definite: k\(1\)"):
+        spectrum(lambda x: np.cos(3 * x), 3, 5)  # k(1) = cos 3 < 0
 
 
 def test_not_positive_definite_names_the_degree():
     t = sympy.Symbol("t")
     with pytest.raises(ValueError, match="degree 2"):
-        spectrum(1 + t - 2 * t**2, 5, 4)
+        spectrum(1 + t - 1.5 * t**2, 5, 4)
+    with pytest.raises(ValueError, match="not positive definite"):
+        spectrum(1 + t - 2 * t**2, 5, 4)  # k(1) = 0 but k != 0
 
 
 def test_spectrum_json_ready():
