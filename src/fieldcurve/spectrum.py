@@ -431,17 +431,6 @@ def _fixed_point_projection(ts: list, fs: list, d: int, top: int, bits: int) -> 
     return sums, mags
 
 
-def _gegenbauer_rows(t: NDArray[np.float64], d: int, top: int) -> NDArray[np.float64]:
-    """:math:`P_l(t)` (normalised, :math:`P_l(1) = 1`) for l = 0..top, in double precision."""
-    out = np.empty((top + 1, len(t)))
-    out[0] = 1.0
-    if top >= 1:
-        out[1] = t
-    for l in range(1, top):
-        out[l + 1] = ((2 * l + d - 2) * t * out[l] - l * out[l - 1]) / (l + d - 2)
-    return out
-
-
 def _hp_arb(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tuple[list, list, list]:
     """High-precision Funk–Hecke sums in python-flint arb (midpoint arithmetic, 20 guard digits).
 
@@ -476,7 +465,7 @@ def _hp_arb(kernel: Kernel, d: int, n: int, dps: int, degrees: list[int]) -> tup
             fs.append((weight * value).mid())
         sums, mags = _fixed_point_projection(ts, fs, d, top, bits=int((dps + 20) * 3.33) + 16)
         # the kernel values' own ball radii, carried through the sums (|P_l| in double suffices)
-        spread = np.abs(_gegenbauer_rows(np.array([float(t) for t in ts]), d, top)) @ np.array(radii)
+        spread = np.abs(legendre(top, np.array([float(t) for t in ts]), d)) @ np.array(radii)
         vals = [mpmath.mpf(sums[l]) for l in degrees]
         return vals, [mpmath.mpf(mags[l]) for l in degrees], [mpmath.mpf(float(spread[l])) for l in degrees]
     finally:
